@@ -1,0 +1,62 @@
+package origin_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/shoal-cache/shoal/internal/testenv"
+	"github.com/shoal-cache/shoal/origin"
+	"github.com/shoal-cache/shoal/origin/origintest"
+)
+
+func TestDirConformance(t *testing.T) {
+	origintest.Run(t, func(t *testing.T) origintest.Env {
+		root := t.TempDir()
+		d, err := origin.NewDir(origin.DirConfig{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return origintest.Env{
+			Origin: d,
+			CreateBucket: func(t testing.TB, bucket string) {
+				if err := os.Mkdir(filepath.Join(root, bucket), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Seed: func(t testing.TB, bucket, key string, data []byte) {
+				p := filepath.Join(root, bucket, filepath.FromSlash(key))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+		}
+	})
+}
+
+func newS3Origin(t *testing.T, s *testenv.S3, cfg origin.S3Config, opts ...origin.S3Option) *origin.S3 {
+	t.Helper()
+	cfg.Endpoint, cfg.Region, cfg.PathStyle = s.Endpoint, s.Region, true
+	cfg.AccessKey, cfg.SecretKey = s.AccessKey, s.SecretKey
+	o, err := origin.NewS3(context.Background(), cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestS3Conformance(t *testing.T) {
+	origintest.Run(t, func(t *testing.T) origintest.Env {
+		s := testenv.StartS3(t)
+		return origintest.Env{
+			Origin:       newS3Origin(t, s, origin.S3Config{MaxRetries: 1}),
+			CreateBucket: func(t testing.TB, bucket string) { s.CreateBucket(t, bucket) },
+			Seed:         func(t testing.TB, bucket, key string, data []byte) { s.PutObject(t, bucket, key, data) },
+		}
+	})
+}
