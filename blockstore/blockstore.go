@@ -6,6 +6,15 @@
 // Blocks are immutable and content-addressed: the bytes stored under a CID
 // always hash to that CID. Stores verify what they read back from disk and
 // drop a block that no longer matches instead of returning it.
+//
+// Policies. Memory evicts with S3-FIFO: new blocks go through a small
+// probation FIFO (10% of the budget) and only blocks read while on probation
+// reach the main FIFO, so a one-off scan cannot flush hot chunks
+// (BenchmarkMemoryPolicy: 0.69 hit ratio vs 0.64 for LRU on Zipf + scans).
+// Disk evicts with CLOCK (second-chance LRU) from 95% down to 85% of its
+// budget, inline in Put; last-access ticks are persisted periodically so the
+// order survives restarts. Pinned blocks are never evicted by either tier.
+// Tiered writes to disk asynchronously and never makes a reader wait for it.
 package blockstore
 
 import (

@@ -1,0 +1,859 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DiskConfig configures the SSD tier.
+type DiskConfig struct {
+	// Dir is the data directory (required). It holds blocks/ (payload files
+	// sharded by the CID's last digest byte), tmp/ (writes in progress) and
+	// index/ (Badger). One Disk at a time may open it.
+	Dir string
+	// BudgetBytes caps payload bytes (pinned included). Default 64 GiB.
+	// On-disk usage of Dir stays under BudgetBytes + Overhead(blocks).
+	BudgetBytes int64
+	// HighWatermark: a Put that would take usage above this share of the
+	// budget first evicts down to LowWatermark. Defaults 0.95 and 0.85: one
+	// eviction pass then admits ~10% of the budget of new blocks (25 chunks
+	// per GiB) before the next, and usage never exceeds the budget.
+	HighWatermark float64
+	LowWatermark  float64
+	// MaintenanceInterval is how often Run persists access ticks and runs
+	// Badger value-log GC. Default 1 minute: ticks only order eviction after a
+	// restart, so losing a minute of them costs little.
+	MaintenanceInterval time.Duration
+}
+
+// Disk defaults.
+const (
+	DefaultDiskBudget          = 64 << 30
+	DefaultHighWatermark       = 0.95
+	DefaultLowWatermark        = 0.85
+	DefaultMaintenanceInterval = time.Minute
+)
+
+// Disk overhead beyond payload bytes, as measured on ext4/xfs with 4 KiB
+// blocks: each payload file rounds up to a filesystem block, the 256 shard
+// directories take a block each, and the Badger index (memtable files
+// preallocated to their size, SSTs, a small value log, manifest) stays under
+// DiskIndexOverhead for indexes up to ~100k blocks (~60 bytes per block in
+// SSTs beyond that).
+const (
+	DiskFileOverhead  = 4 << 10
+	DiskIndexOverhead = 64 << 20
+)
+
+// Overhead is the stated on-disk overhead of a Disk holding blocks blocks:
+// Dir's size on disk stays within BudgetBytes plus this.
+func Overhead(blocks int64) int64 {
+	return DiskIndexOverhead + 256*DiskFileOverhead + blocks*(DiskFileOverhead+64)
+}
+
+func (c DiskConfig) withDefaults() DiskConfig {
+	if c.BudgetBytes == 0 {
+		c.BudgetBytes = DefaultDiskBudget
+	}
+	if c.HighWatermark == 0 {
+		c.HighWatermark = DefaultHighWatermark
+	}
+	if c.LowWatermark == 0 {
+		c.LowWatermark = DefaultLowWatermark
+	}
+	if c.MaintenanceInterval == 0 {
+		c.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	return c
+}
+
+// Validate reports a configuration error. Zero values mean "default".
+func (c DiskConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Dir == "":
+		return errors.New("blockstore: disk dir is required")
+	case c.BudgetBytes < 0:
+		return fmt.Errorf("blockstore: disk budget %d < 0", c.BudgetBytes)
+	case c.LowWatermark <= 0 || c.HighWatermark > 1 || c.LowWatermark >= c.HighWatermark:
+		return fmt.Errorf("blockstore: disk watermarks want 0 < low (%v) < high (%v) <= 1", c.LowWatermark, c.HighWatermark)
+	case c.MaintenanceInterval < 0:
+		return fmt.Errorf("blockstore: disk maintenance interval %v < 0", c.MaintenanceInterval)
+	}
+	return nil
+}
+
+// DiskOption injects a collaborator into a Disk.
+type DiskOption func(*diskOptions)
+
+type diskOptions struct {
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	create FileCreator
+}
+
+// WithDiskLogger sets the logger (default: discard).
+func WithDiskLogger(l *slog.Logger) DiskOption { return func(o *diskOptions) { o.logger = l } }
+
+// WithDiskRegisterer registers the tier's metrics (default: none).
+func WithDiskRegisterer(r prometheus.Registerer) DiskOption {
+	return func(o *diskOptions) { o.reg = r }
+}
+
+// WithFileCreator replaces how payload temp files are created (default
+// OSFileCreator). Any error from it or from writing/closing the file makes
+// Put fail with ErrFull.
+func WithFileCreator(fc FileCreator) DiskOption { return func(o *diskOptions) { o.create = fc } }
+
+// diskSlot is one held block in the CLOCK ring. With its index map entry and
+// CID string it costs ~110-150 bytes of heap per block (measured: 147 B with
+// append growth), so 1M blocks take ~150 MB plus Badger's ~32 MB of
+// memtables and caches (see badgerOptions).
+type diskSlot struct {
+	c      cid.Cid // cid.Undef: free slot
+	size   int64
+	tick   uint64 // last access, persisted approximately (see Run)
+	gen    uint32 // distinguishes reuses of the slot
+	ref    bool   // CLOCK reference bit
+	pinned bool
+	dirty  bool // tick changed since last persisted
+}
+
+// Disk is the SSD tier: one file per block under a Badger index, a byte
+// budget kept on disk, CLOCK (second-chance LRU) eviction between
+// watermarks, persistent pins, and verification of every read.
+//
+// Locking: putMu serializes everything that creates or removes payload files
+// or writes the index (Put, Delete, Pin, Unpin, maintenance, Close); mu
+// guards the in-memory state and is never held across file I/O except to
+// unlink a corrupt file. Get takes only mu, so reads never wait for a write.
+type Disk struct {
+	cfg       DiskConfig
+	log       *slog.Logger
+	metrics   *tierMetrics
+	create    FileCreator
+	blocksDir string
+	tmpDir    string
+	db        *badger.DB
+
+	putMu  sync.Mutex
+	tmpSeq uint64 // guarded by putMu
+
+	mu             sync.Mutex // guards every field below
+	closed         bool
+	index          map[cid.Cid]int32
+	slots          []diskSlot
+	free           []int32
+	hand           int
+	tick           uint64
+	gen            uint32
+	bytes          int64
+	pinnedBytes    int64
+	pinnedCount    int64
+	pins           map[cid.Cid]struct{}
+	pendingDeletes [][]byte // index keys to delete at the next write under putMu
+	hits           int64
+	misses         int64
+	evictions      int64
+	corrupt        int64
+	onEvict        func([]cid.Cid) // set by Tiered; called without mu held
+}
+
+var _ Store = (*Disk)(nil)
+
+// OpenDisk opens (creating if needed) the data directory and reconciles it
+// with its index: leftover temp files, files without index entries and
+// index entries without files are removed. The caller must Close the Disk
+// and should run Run for index maintenance.
+func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := diskOptions{create: OSFileCreator()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.create == nil {
+		o.create = OSFileCreator()
+	}
+	m, err := newTierMetrics(o.reg, tierDisk)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: disk metrics: %w", err)
+	}
+	d := &Disk{
+		cfg:       cfg,
+		log:       o.logger.With("component", "blockstore", "tier", tierDisk),
+		metrics:   m,
+		create:    o.create,
+		blocksDir: filepath.Join(cfg.Dir, "blocks"),
+		tmpDir:    filepath.Join(cfg.Dir, "tmp"),
+		index:     make(map[cid.Cid]int32),
+		pins:      make(map[cid.Cid]struct{}),
+	}
+	indexDir := filepath.Join(cfg.Dir, "index")
+	for _, dir := range []string{d.blocksDir, d.tmpDir, indexDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("blockstore: open disk: %w", err)
+		}
+	}
+	d.db, err = badger.Open(badgerOptions(indexDir, d.log))
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: open disk index: %w", err)
+	}
+	if err := d.reconcile(); err != nil {
+		return nil, errors.Join(err, d.db.Close())
+	}
+	d.metrics.setBytes(d.bytes)
+	return d, nil
+}
+
+// reconcile loads the index and makes it agree with the files on disk.
+func (d *Disk) reconcile() error {
+	tmp, err := os.ReadDir(d.tmpDir)
+	if err != nil {
+		return fmt.Errorf("blockstore: open disk: %w", err)
+	}
+	for _, e := range tmp {
+		if err := os.RemoveAll(filepath.Join(d.tmpDir, e.Name())); err != nil {
+			return fmt.Errorf("blockstore: open disk: remove leftover: %w", err)
+		}
+	}
+	records, pins, err := loadIndex(d.db)
+	if err != nil {
+		return err
+	}
+	want := make(map[cid.Cid]int, len(records))
+	for i, r := range records {
+		want[r.c] = i
+	}
+	kept := make([]bool, len(records))
+	shards, err := os.ReadDir(d.blocksDir)
+	if err != nil {
+		return fmt.Errorf("blockstore: open disk: %w", err)
+	}
+	var removedFiles int
+	for _, sh := range shards {
+		shardPath := filepath.Join(d.blocksDir, sh.Name())
+		if !sh.IsDir() {
+			removedFiles++
+			if err := os.Remove(shardPath); err != nil {
+				return fmt.Errorf("blockstore: open disk: %w", err)
+			}
+			continue
+		}
+		files, err := os.ReadDir(shardPath)
+		if err != nil {
+			return fmt.Errorf("blockstore: open disk: %w", err)
+		}
+		for _, f := range files {
+			keep := false
+			if c, err := cid.Decode(f.Name()); err == nil && f.Type().IsRegular() && shardName(c) == sh.Name() {
+				if i, ok := want[c]; ok {
+					if info, err := f.Info(); err == nil && info.Size() == records[i].size {
+						keep, kept[i] = true, true
+					}
+				}
+			}
+			if !keep {
+				removedFiles++
+				if err := os.RemoveAll(filepath.Join(shardPath, f.Name())); err != nil {
+					return fmt.Errorf("blockstore: open disk: %w", err)
+				}
+			}
+		}
+	}
+	var stale [][]byte
+	live := records[:0]
+	for i, r := range records {
+		if kept[i] {
+			live = append(live, r)
+		} else {
+			stale = append(stale, blockKey(r.c))
+		}
+	}
+	if len(stale) > 0 {
+		if err := deleteKeys(d.db, stale); err != nil {
+			return err
+		}
+	}
+	// Oldest first, so the CLOCK hand (at 0) meets them first.
+	sort.Slice(live, func(i, j int) bool { return live[i].tick < live[j].tick })
+	d.slots = make([]diskSlot, len(live))
+	for i, r := range live {
+		d.slots[i] = diskSlot{c: r.c, size: r.size, tick: r.tick}
+		d.index[r.c] = int32(i)
+		d.bytes += r.size
+		d.tick = max(d.tick, r.tick)
+	}
+	for _, c := range pins {
+		d.pins[c] = struct{}{}
+		if i, ok := d.index[c]; ok {
+			d.slots[i].pinned = true
+			d.pinnedBytes += d.slots[i].size
+			d.pinnedCount++
+		}
+	}
+	if removedFiles > 0 || len(stale) > 0 {
+		d.log.Info("reconciled data directory", "removed_files", removedFiles, "removed_index_entries", len(stale))
+	}
+	// A lowered budget takes effect now.
+	if d.bytes > d.cfg.BudgetBytes {
+		victims := d.evictLocked(0)
+		d.removeFiles(victims)
+		if err := d.flushIndexLocked(nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shardName(c cid.Cid) string {
+	h := c.Hash()
+	if len(h) == 0 {
+		return "00"
+	}
+	return fmt.Sprintf("%02x", h[len(h)-1])
+}
+
+func (d *Disk) blockPath(c cid.Cid) string {
+	return filepath.Join(d.blocksDir, shardName(c), c.String())
+}
+
+// Get reads the block and verifies it against c. A block that fails
+// verification (or cannot be read) is removed from the index and disk,
+// counted in Stats.Corrupt, and reported as ErrNotFound.
+func (d *Disk) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("blockstore: disk get: %w", ErrClosed)
+	}
+	i, ok := d.index[c]
+	if !ok {
+		d.misses++
+		d.mu.Unlock()
+		d.metrics.miss()
+		return nil, fmt.Errorf("blockstore: disk get %s: %w", c, ErrNotFound)
+	}
+	s := &d.slots[i]
+	d.tick++
+	s.ref, s.tick, s.dirty = true, d.tick, true
+	size, gen := s.size, s.gen
+	d.mu.Unlock()
+
+	data, err := os.ReadFile(d.blockPath(c))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Evicted or deleted since we looked it up (then the slot changed and
+		// this is a plain miss), or removed behind our back: forget it.
+		d.drop(c, i, gen, false, err)
+		return nil, fmt.Errorf("blockstore: disk get %s: %w", c, ErrNotFound)
+	case err == nil && int64(len(data)) != size:
+		err = fmt.Errorf("size %d, index says %d", len(data), size)
+	case err == nil:
+		err = verify("disk get", c, data)
+	}
+	if err != nil {
+		d.drop(c, i, gen, true, err)
+		return nil, fmt.Errorf("blockstore: disk get %s: dropped unreadable copy: %w", c, ErrNotFound)
+	}
+	d.mu.Lock()
+	d.hits++
+	d.mu.Unlock()
+	d.metrics.hit()
+	return data, nil
+}
+
+// drop removes a block whose file is missing or failed to read or verify
+// (corrupt), if the slot still holds the same copy; either way the read
+// counts as a miss. The index key is deleted at the next write (or by
+// reconcile after a crash), so a reader never waits on the index.
+func (d *Disk) drop(c cid.Cid, i int32, gen uint32, corrupt bool, cause error) {
+	d.mu.Lock()
+	j, ok := d.index[c]
+	if !ok || j != i || d.slots[i].gen != gen || d.closed {
+		d.misses++
+		d.mu.Unlock()
+		d.metrics.miss()
+		return
+	}
+	d.removeSlotLocked(i)
+	d.pendingDeletes = append(d.pendingDeletes, blockKey(c))
+	// Unlink while holding mu so a concurrent Put of c (which checks the
+	// index under mu before writing) cannot have its new file removed.
+	rmErr := os.Remove(d.blockPath(c))
+	if corrupt {
+		d.corrupt++
+	}
+	d.misses++
+	used, hook := d.bytes, d.onEvict
+	d.mu.Unlock()
+	d.log.Warn("dropped unreadable block", "cid", c, "corrupt", corrupt, "err", cause)
+	if rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+		d.log.Error("remove corrupt block", "cid", c, "err", rmErr)
+	}
+	if corrupt {
+		d.metrics.corrupted()
+	}
+	d.metrics.miss()
+	d.metrics.setBytes(used)
+	if hook != nil {
+		hook([]cid.Cid{c})
+	}
+}
+
+// Has reports whether the block is indexed (without reading it).
+func (d *Disk) Has(_ context.Context, c cid.Cid) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, fmt.Errorf("blockstore: disk has: %w", ErrClosed)
+	}
+	_, ok := d.index[c]
+	return ok, nil
+}
+
+// Put verifies data and writes it to a temp file renamed into place, after
+// evicting unpinned blocks if usage would pass the high watermark. A failing
+// write (ENOSPC, I/O error) returns ErrFull; reads are unaffected.
+func (d *Disk) Put(ctx context.Context, c cid.Cid, data []byte) error {
+	if err := verify("disk put", c, data); err != nil {
+		return err
+	}
+	return d.putVerified(ctx, c, data)
+}
+
+func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	size := int64(len(data))
+	d.putMu.Lock()
+	defer d.putMu.Unlock()
+
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fmt.Errorf("blockstore: disk put: %w", ErrClosed)
+	}
+	if _, ok := d.index[c]; ok {
+		d.mu.Unlock()
+		return nil
+	}
+	if size > d.cfg.BudgetBytes {
+		d.mu.Unlock()
+		return fmt.Errorf("blockstore: disk put %s (%d bytes, budget %d): %w", c, size, d.cfg.BudgetBytes, ErrTooLarge)
+	}
+	if d.pinnedBytes+size > d.cfg.BudgetBytes {
+		d.mu.Unlock()
+		return fmt.Errorf("blockstore: disk put %s: pinned blocks fill the budget: %w", c, ErrFull)
+	}
+	victims := d.evictLocked(size)
+	d.mu.Unlock()
+	d.removeFiles(victims)
+	d.notifyEvicted(victims)
+
+	d.tmpSeq++
+	tmp := filepath.Join(d.tmpDir, strconv.FormatUint(d.tmpSeq, 10)+".tmp")
+	final := d.blockPath(c)
+	if err := d.writeFile(tmp, final, data); err != nil {
+		_ = os.Remove(tmp)
+		// Index deletes of the victims still have to happen.
+		d.mu.Lock()
+		flushErr := d.flushIndexLocked(nil)
+		d.mu.Unlock()
+		return errors.Join(fmt.Errorf("blockstore: disk put %s: %w: %w", c, ErrFull, err), flushErr)
+	}
+
+	d.mu.Lock()
+	i := d.allocSlotLocked()
+	d.gen++
+	d.tick++
+	d.slots[i] = diskSlot{c: c, size: size, tick: d.tick, gen: d.gen, ref: true}
+	d.index[c] = i
+	d.bytes += size
+	if _, pinned := d.pins[c]; pinned {
+		d.slots[i].pinned = true
+		d.pinnedBytes += size
+		d.pinnedCount++
+	}
+	err := d.flushIndexLocked([][2][]byte{{blockKey(c), encodeBlockValue(size, d.tick)}})
+	if err != nil {
+		// Without an index entry the file would be dropped at restart; undo
+		// now so memory and disk agree.
+		d.removeSlotLocked(i)
+		_ = os.Remove(final)
+	}
+	used := d.bytes
+	d.mu.Unlock()
+	d.metrics.setBytes(used)
+	if err != nil {
+		return fmt.Errorf("blockstore: disk put %s: %w: %w", c, ErrFull, err)
+	}
+	return nil
+}
+
+// writeFile writes data to tmp through the FileCreator and renames it to
+// final, so a crash never leaves a partial file under a block's name.
+func (d *Disk) writeFile(tmp, final string, data []byte) error {
+	f, err := d.create.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
+}
+
+// evictLocked frees unpinned blocks (CLOCK order) when usage plus need would
+// pass the high watermark, down to the low watermark. The caller checked
+// pinnedBytes+need <= budget, so two laps of the hand always free enough to
+// stay within the budget. It returns the victims' CIDs; their files are
+// removed by the caller after releasing mu.
+func (d *Disk) evictLocked(need int64) []cid.Cid {
+	high := int64(float64(d.cfg.BudgetBytes) * d.cfg.HighWatermark)
+	low := int64(float64(d.cfg.BudgetBytes) * d.cfg.LowWatermark)
+	if d.bytes+need <= high || len(d.slots) == 0 {
+		return nil
+	}
+	var victims []cid.Cid
+	for steps := 0; d.bytes+need > low && steps < 2*len(d.slots)+1; steps++ {
+		if d.hand >= len(d.slots) {
+			d.hand = 0
+		}
+		i := d.hand
+		d.hand++
+		s := &d.slots[i]
+		if !s.c.Defined() || s.pinned {
+			continue
+		}
+		if s.ref {
+			s.ref = false
+			continue
+		}
+		victims = append(victims, s.c)
+		d.pendingDeletes = append(d.pendingDeletes, blockKey(s.c))
+		d.removeSlotLocked(int32(i))
+	}
+	d.evictions += int64(len(victims))
+	d.metrics.evicted(len(victims))
+	return victims
+}
+
+func (d *Disk) allocSlotLocked() int32 {
+	if n := len(d.free); n > 0 {
+		i := d.free[n-1]
+		d.free = d.free[:n-1]
+		return i
+	}
+	d.slots = append(d.slots, diskSlot{})
+	return int32(len(d.slots) - 1)
+}
+
+func (d *Disk) removeSlotLocked(i int32) {
+	s := &d.slots[i]
+	delete(d.index, s.c)
+	d.bytes -= s.size
+	if s.pinned {
+		d.pinnedBytes -= s.size
+		d.pinnedCount--
+	}
+	*s = diskSlot{gen: s.gen}
+	d.free = append(d.free, i)
+}
+
+// removeFiles unlinks evicted blocks' files (under putMu, without mu).
+func (d *Disk) removeFiles(cids []cid.Cid) {
+	for _, c := range cids {
+		if err := os.Remove(d.blockPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Error("remove evicted block", "cid", c, "err", err)
+		}
+	}
+}
+
+func (d *Disk) notifyEvicted(victims []cid.Cid) {
+	if len(victims) == 0 {
+		return
+	}
+	d.mu.Lock()
+	hook := d.onEvict
+	d.mu.Unlock()
+	if hook != nil {
+		hook(victims)
+	}
+}
+
+// flushIndexLocked writes sets plus the queued index deletes in one batch.
+// Called with putMu and mu held (Badger batches of a few keys are fast).
+func (d *Disk) flushIndexLocked(sets [][2][]byte) error {
+	dels := d.pendingDeletes
+	d.pendingDeletes = nil
+	if len(dels) == 0 && len(sets) == 0 {
+		return nil
+	}
+	wb := d.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range dels {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("blockstore: index: %w", err)
+		}
+	}
+	for _, kv := range sets {
+		if err := wb.Set(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("blockstore: index: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("blockstore: index: %w", err)
+	}
+	return nil
+}
+
+// Delete removes the block and its pin.
+func (d *Disk) Delete(ctx context.Context, c cid.Cid) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.putMu.Lock()
+	defer d.putMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("blockstore: disk delete: %w", ErrClosed)
+	}
+	_, pinned := d.pins[c]
+	delete(d.pins, c)
+	i, held := d.index[c]
+	if held {
+		d.removeSlotLocked(i)
+		d.pendingDeletes = append(d.pendingDeletes, blockKey(c))
+		// Under mu: Get may unlink concurrently only while c is indexed.
+		if err := os.Remove(d.blockPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("blockstore: disk delete %s: %w", c, err)
+		}
+		d.metrics.setBytes(d.bytes)
+	}
+	if pinned {
+		d.pendingDeletes = append(d.pendingDeletes, pinKey(c))
+	}
+	if err := d.flushIndexLocked(nil); err != nil {
+		return fmt.Errorf("blockstore: disk delete %s: %w", c, err)
+	}
+	return nil
+}
+
+// Pin persists a pin on c (held now or not yet).
+func (d *Disk) Pin(ctx context.Context, c cid.Cid) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.putMu.Lock()
+	defer d.putMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("blockstore: disk pin: %w", ErrClosed)
+	}
+	if _, ok := d.pins[c]; ok {
+		return nil
+	}
+	if err := d.flushIndexLocked([][2][]byte{{pinKey(c), nil}}); err != nil {
+		return fmt.Errorf("blockstore: disk pin %s: %w", c, err)
+	}
+	d.pins[c] = struct{}{}
+	if i, ok := d.index[c]; ok {
+		d.slots[i].pinned = true
+		d.pinnedBytes += d.slots[i].size
+		d.pinnedCount++
+	}
+	return nil
+}
+
+// Unpin releases a pin.
+func (d *Disk) Unpin(ctx context.Context, c cid.Cid) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.putMu.Lock()
+	defer d.putMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("blockstore: disk unpin: %w", ErrClosed)
+	}
+	if _, ok := d.pins[c]; !ok {
+		return nil
+	}
+	d.pendingDeletes = append(d.pendingDeletes, pinKey(c))
+	if err := d.flushIndexLocked(nil); err != nil {
+		return fmt.Errorf("blockstore: disk unpin %s: %w", c, err)
+	}
+	delete(d.pins, c)
+	if i, ok := d.index[c]; ok {
+		d.slots[i].pinned = false
+		d.pinnedBytes -= d.slots[i].size
+		d.pinnedCount--
+	}
+	return nil
+}
+
+// AllKeys calls fn for every held block (a snapshot taken at the call) until
+// fn returns false or ctx is done.
+func (d *Disk) AllKeys(ctx context.Context, fn func(cid.Cid) bool) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fmt.Errorf("blockstore: disk all keys: %w", ErrClosed)
+	}
+	keys := make([]cid.Cid, 0, len(d.index))
+	for c := range d.index {
+		keys = append(keys, c)
+	}
+	d.mu.Unlock()
+	for i, c := range keys {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !fn(c) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Stats reports usage and counters.
+func (d *Disk) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Stats{
+		Blocks:      int64(len(d.index)),
+		Bytes:       d.bytes,
+		BudgetBytes: d.cfg.BudgetBytes,
+		Pinned:      d.pinnedCount,
+		Hits:        d.hits,
+		Misses:      d.misses,
+		Evictions:   d.evictions,
+		Corrupt:     d.corrupt,
+	}
+}
+
+// Run performs index maintenance every MaintenanceInterval until ctx is
+// done: it persists access ticks (so eviction order survives a restart
+// approximately) and runs Badger value-log GC. It returns nil when ctx is
+// done and ErrClosed if the Disk is closed first.
+func (d *Disk) Run(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := d.maintain(); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return err
+				}
+				d.log.Warn("index maintenance", "err", err)
+			}
+		}
+	}
+}
+
+// maintain persists dirty ticks and queued deletes, then collects the value
+// log until Badger finds nothing to rewrite.
+func (d *Disk) maintain() error {
+	d.putMu.Lock()
+	defer d.putMu.Unlock()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	err := d.flushIndexLocked(d.dirtyTicksLocked())
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for range 16 { // each round rewrites at most one vlog file
+		if err := d.db.RunValueLogGC(badgerValueLogGC); err != nil {
+			if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+				return nil
+			}
+			return fmt.Errorf("blockstore: value log gc: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *Disk) dirtyTicksLocked() [][2][]byte {
+	var sets [][2][]byte
+	for i := range d.slots {
+		s := &d.slots[i]
+		if s.dirty && s.c.Defined() {
+			sets = append(sets, [2][]byte{blockKey(s.c), encodeBlockValue(s.size, s.tick)})
+			s.dirty = false
+		}
+	}
+	return sets
+}
+
+// Close persists access ticks and closes the index. Files stay.
+func (d *Disk) Close() error {
+	d.putMu.Lock()
+	defer d.putMu.Unlock()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fmt.Errorf("blockstore: disk close: %w", ErrClosed)
+	}
+	d.closed = true
+	flushErr := d.flushIndexLocked(d.dirtyTicksLocked())
+	d.mu.Unlock()
+	return errors.Join(flushErr, d.db.Close())
+}
+
+// setOnEvict installs the callback Tiered uses to learn which blocks left
+// this tier by eviction or corruption.
+func (d *Disk) setOnEvict(f func([]cid.Cid)) {
+	d.mu.Lock()
+	d.onEvict = f
+	d.mu.Unlock()
+}
+
+// isPinned reports whether c carries a (persistent) pin.
+func (d *Disk) isPinned(c cid.Cid) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.pins[c]
+	return ok
+}
