@@ -1,0 +1,217 @@
+package catalog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+)
+
+func versionKey(kind byte, v Version) []byte {
+	id := v.ID()
+	k := make([]byte, 0, 2+len(id)+4)
+	k = append(k, kind, '/')
+	return append(k, id[:]...)
+}
+
+func chunkKey(v Version, i int64) []byte {
+	return binary.BigEndian.AppendUint32(versionKey(kindChunk, v), uint32(i))
+}
+
+func checkIndex(v Version, i int64) error {
+	if i < 0 || i >= v.NumChunks() || i > math.MaxUint32 {
+		return fmt.Errorf("%w: chunk index %d of %d", ErrInvalid, i, v.NumChunks())
+	}
+	return nil
+}
+
+// PutChunk records that chunk i of v has CID c, and returns how many
+// distinct chunk CIDs of v are now known. Recording a known chunk again is a
+// no-op (the count does not change).
+func (c *Catalog) PutChunk(ctx context.Context, v Version, i int64, id cid.Cid) (known int64, err error) {
+	if err := checkIndex(v, i); err != nil {
+		return 0, err
+	}
+	if !id.Defined() {
+		return 0, fmt.Errorf("%w: undefined cid", ErrInvalid)
+	}
+	ck, nk := chunkKey(v, i), versionKey(kindCount, v)
+	err = c.update(ctx, func(txn *badger.Txn) error {
+		known = 0
+		n, err := readCount(txn, nk)
+		if err != nil {
+			return err
+		}
+		_, err = txn.Get(ck)
+		switch {
+		case err == nil:
+			known = n
+		case errors.Is(err, badger.ErrKeyNotFound):
+			known = n + 1
+			if err := txn.Set(ck, id.Bytes()); err != nil {
+				return err
+			}
+			if err := txn.Set(nk, binary.AppendUvarint(nil, uint64(known))); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, c.wrap("put chunk", err)
+	}
+	return known, nil
+}
+
+func readCount(txn *badger.Txn, k []byte) (int64, error) {
+	it, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = it.Value(func(v []byte) error {
+		var k int
+		n, k = binary.Uvarint(v)
+		if k <= 0 {
+			return fmt.Errorf("%w: chunk count", ErrCorrupt)
+		}
+		return nil
+	})
+	return int64(n), err
+}
+
+// Chunk returns the CID of chunk i of v, or ErrNotFound.
+func (c *Catalog) Chunk(ctx context.Context, v Version, i int64) (cid.Cid, error) {
+	if err := checkIndex(v, i); err != nil {
+		return cid.Undef, err
+	}
+	var out cid.Cid
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		it, err := txn.Get(chunkKey(v, i))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error {
+			out, err = decodeCID(b)
+			return err
+		})
+	})
+	if err != nil {
+		return cid.Undef, c.wrap("get chunk", err)
+	}
+	return out, nil
+}
+
+// Chunks returns v's chunk index: NumChunks entries, cid.Undef where the
+// chunk is not known yet.
+func (c *Catalog) Chunks(ctx context.Context, v Version) ([]cid.Cid, error) {
+	n := v.NumChunks()
+	if n > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: %d chunks", ErrInvalid, n)
+	}
+	out := make([]cid.Cid, n)
+	pfx := versionKey(kindChunk, v)
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := it.Item().Key()
+			if len(k) != len(pfx)+4 {
+				return fmt.Errorf("%w: chunk key", ErrCorrupt)
+			}
+			i := int64(binary.BigEndian.Uint32(k[len(pfx):]))
+			if i >= n {
+				return fmt.Errorf("%w: chunk index %d of %d", ErrCorrupt, i, n)
+			}
+			err := it.Item().Value(func(b []byte) error {
+				var err error
+				out[i], err = decodeCID(b)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.wrap("chunks", err)
+	}
+	return out, nil
+}
+
+// SetManifest records v's manifest CID.
+func (c *Catalog) SetManifest(ctx context.Context, v Version, id cid.Cid) error {
+	if !id.Defined() {
+		return fmt.Errorf("%w: undefined cid", ErrInvalid)
+	}
+	err := c.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(versionKey(kindManifest, v), id.Bytes())
+	})
+	if err != nil {
+		return c.wrap("set manifest", err)
+	}
+	return nil
+}
+
+// Manifest returns v's manifest CID, or ErrNotFound.
+func (c *Catalog) Manifest(ctx context.Context, v Version) (cid.Cid, error) {
+	var out cid.Cid
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		it, err := txn.Get(versionKey(kindManifest, v))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error {
+			out, err = decodeCID(b)
+			return err
+		})
+	})
+	if err != nil {
+		return cid.Undef, c.wrap("get manifest", err)
+	}
+	return out, nil
+}
+
+// DropVersion forgets v's chunk index, count and manifest CID. The chunk
+// blocks themselves are content-addressed and stay in the block store
+// (evictable) until evicted.
+func (c *Catalog) DropVersion(ctx context.Context, v Version) error {
+	pfx := versionKey(kindChunk, v)
+	var keys [][]byte
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		return c.wrap("drop version", err)
+	}
+	keys = append(keys, versionKey(kindCount, v), versionKey(kindManifest, v))
+	wb := c.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return c.wrap("drop version", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return c.wrap("drop version", err)
+	}
+	return nil
+}

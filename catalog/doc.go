@@ -1,0 +1,19 @@
+// Package catalog owns a node's persistent metadata: cached object
+// metadata (one record per bucket/key, with the time it was last confirmed
+// at the origin), per-version chunk indexes (version -> chunk index -> CID),
+// per-version manifest CIDs, and pinned prefixes. It lives in its own Badger
+// v4 directory, separate from chunk payloads, and is tuned for a small
+// memory footprint (small memtables and caches): it only holds small
+// records.
+//
+// The catalog is a dumb, durable map: freshness decisions (TTLs, immutable
+// prefixes) belong to package node.
+//
+// Key layout (all keys start with a one-byte kind and a slash):
+//
+//	o/<uvarint len(bucket)><bucket><key>   -> Object (JSON)
+//	c/<version id, 16 bytes><uint32 BE i>  -> chunk CID (binary)
+//	n/<version id>                         -> number of chunk CIDs known (uvarint)
+//	v/<version id>                         -> manifest CID (binary)
+//	p/<uvarint len(bucket)><bucket><prefix> -> Pin (JSON)
+package catalog

@@ -1,0 +1,230 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/origin"
+)
+
+// ChunkRequest names one chunk of one version.
+type ChunkRequest struct {
+	Version catalog.Version
+	Index   int64
+	// Off and Len locate the chunk in the object.
+	Off, Len int64
+	// CID is the chunk's CID when known (cid.Undef otherwise).
+	CID cid.Cid
+}
+
+// ChunkSource supplies chunk bytes. The node verifies what a source returns
+// against req.CID, so a source may be untrusted (a peer). A source that does
+// not have the chunk returns an error; the node then asks the next source.
+// The chain is: local block store -> peers (WithPeers) -> origin.
+type ChunkSource interface {
+	FetchChunk(ctx context.Context, req ChunkRequest) ([]byte, error)
+}
+
+// errShortChunk: a source returned the wrong number of bytes.
+var errShortChunk = errors.New("node: chunk has the wrong length")
+
+func (n *Node) request(v catalog.Version, i int64) ChunkRequest {
+	off := i * v.ChunkSize
+	return ChunkRequest{Version: v, Index: i, Off: off, Len: min(v.ChunkSize, v.Size-off), CID: cid.Undef}
+}
+
+func flightKey(v catalog.Version, i int64) string {
+	id := v.ID()
+	return string(binary.BigEndian.AppendUint64(id[:], uint64(i)))
+}
+
+// chunk returns the bytes of chunk i of v (read-only). A local hit is served
+// inline; a miss joins or starts the one shared fetch for that chunk.
+func (n *Node) chunk(ctx context.Context, v catalog.Version, i int64) ([]byte, error) {
+	req := n.request(v, i)
+	if c, err := n.cat.Chunk(ctx, v, i); err == nil {
+		req.CID = c
+		if data, ok := n.local(ctx, req); ok {
+			return data, nil
+		}
+	}
+	data, shared, err := n.chunks.Do(ctx, flightKey(v, i), func(ctx context.Context) ([]byte, error) {
+		return n.fetch(ctx, v, i)
+	})
+	if shared {
+		n.m.shared.Add(1)
+	}
+	return data, err
+}
+
+// local reads a chunk whose CID is known from the block store.
+func (n *Node) local(ctx context.Context, req ChunkRequest) ([]byte, bool) {
+	if !req.CID.Defined() {
+		return nil, false
+	}
+	data, err := n.store.Get(ctx, req.CID)
+	if err != nil {
+		return nil, false // not found, or dropped as corrupt: refetch
+	}
+	if int64(len(data)) != req.Len {
+		n.log.Warn("stored chunk has wrong length; refetching", "cid", req.CID, "len", len(data), "want", req.Len)
+		return nil, false
+	}
+	n.m.local.Add(1)
+	return data, true
+}
+
+// fetch runs inside the shared flight: store (again: another flight may
+// have just landed it), peers, then the origin. It records the chunk's CID
+// and builds the manifest when the version's index is complete.
+func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64) ([]byte, error) {
+	req := n.request(v, i)
+	c, err := n.cat.Chunk(ctx, v, i)
+	switch {
+	case err == nil:
+		req.CID = c
+		if data, ok := n.local(ctx, req); ok {
+			return data, nil
+		}
+		if n.peers != nil {
+			data, err := n.peers.FetchChunk(ctx, req)
+			if err == nil && int64(len(data)) == req.Len && content.Verify(c, data) == nil {
+				n.m.peer.Add(1)
+				n.keep(ctx, c, data)
+				return data, nil
+			}
+			if err != nil && ctx.Err() == nil {
+				n.log.Debug("peer fetch failed", "cid", c, "err", err)
+			}
+		}
+	case errors.Is(err, catalog.ErrNotFound):
+	default:
+		n.log.Warn("catalog lookup failed; fetching from origin", "err", err)
+	}
+
+	data, err := n.fromOrigin(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	sum := content.Sum(n.cfg.Hash, data)
+	if req.CID.Defined() && !sum.Equals(req.CID) {
+		// Same ETag, other bytes: the origin is not behaving like S3. Never
+		// serve bytes that disagree with what this version was recorded as.
+		return nil, fmt.Errorf("node: chunk %d of %s/%s: origin bytes do not match recorded %s: %w",
+			i, v.Bucket, v.Key, req.CID, origin.ErrPreconditionFailed)
+	}
+	n.keep(ctx, sum, data)
+	known, err := n.cat.PutChunk(ctx, v, i, sum)
+	if err != nil {
+		n.log.Warn("recording chunk failed", "bucket", v.Bucket, "key", v.Key, "chunk", i, "err", err)
+		return data, nil
+	}
+	if known == v.NumChunks() {
+		if _, err := n.ensureManifest(ctx, v); err != nil {
+			n.log.Warn("building manifest failed", "bucket", v.Bucket, "key", v.Key, "err", err)
+		}
+	}
+	return data, nil
+}
+
+// keep stores a verified chunk; a store that is full or failing only costs
+// a later refetch, so the error is logged, not returned.
+func (n *Node) keep(ctx context.Context, c cid.Cid, data []byte) {
+	if err := n.store.Put(ctx, c, data); err != nil {
+		n.log.Warn("storing chunk failed", "cid", c, "err", err)
+	}
+}
+
+// fromOrigin reads exactly req.Len bytes of the chunk, pinned to the
+// version's ETag, holding one of MaxOriginFetches slots.
+func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) ([]byte, error) {
+	select {
+	case n.originSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-n.originSem }()
+	v := req.Version
+	rc, err := n.org.GetRange(ctx, v.Bucket, v.Key, v.ETag, req.Off, req.Len)
+	if err != nil {
+		return nil, fmt.Errorf("node: origin range %d+%d of %s/%s: %w", req.Off, req.Len, v.Bucket, v.Key, err)
+	}
+	defer rc.Close()
+	data := make([]byte, req.Len)
+	got, err := io.ReadFull(rc, data)
+	n.m.originBytes.Add(int64(got))
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: got %d of %d bytes: %w", errShortChunk, got, req.Len, origin.ErrUnavailable)
+		}
+		return nil, fmt.Errorf("node: origin read %s/%s chunk %d: %w", v.Bucket, v.Key, req.Index, err)
+	}
+	var one [1]byte
+	if k, _ := rc.Read(one[:]); k > 0 {
+		return nil, fmt.Errorf("node: origin read %s/%s chunk %d: %w: more than %d bytes: %w",
+			v.Bucket, v.Key, req.Index, errShortChunk, req.Len, origin.ErrUnavailable)
+	}
+	n.m.origin.Add(1)
+	return data, nil
+}
+
+// ensureManifest builds, stores and records v's manifest if every chunk CID
+// is known, and returns its CID.
+func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, error) {
+	if c, err := n.cat.Manifest(ctx, v); err == nil {
+		return c, nil
+	}
+	chunks, err := n.cat.Chunks(ctx, v)
+	if err != nil {
+		return cid.Undef, err
+	}
+	for i, c := range chunks {
+		if !c.Defined() {
+			return cid.Undef, fmt.Errorf("node: manifest of %s/%s: chunk %d not known yet", v.Bucket, v.Key, i)
+		}
+	}
+	m := Manifest{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
+		ChunkSize: v.ChunkSize, Hash: content.Hash(v.Hash), Chunks: chunks}
+	c, b := m.CID()
+	if err := n.store.Put(ctx, c, b); err != nil {
+		return cid.Undef, fmt.Errorf("node: store manifest: %w", err)
+	}
+	if err := n.cat.SetManifest(ctx, v, c); err != nil {
+		return cid.Undef, err
+	}
+	return c, nil
+}
+
+// Manifest returns the manifest of the current version of bucket/key and
+// its CID, once every chunk of that version has been fetched (otherwise an
+// error wrapping catalog.ErrNotFound).
+func (n *Node) Manifest(ctx context.Context, bucket, key string) (Manifest, cid.Cid, error) {
+	o, err := n.head(ctx, bucket, key)
+	if err != nil {
+		return Manifest{}, cid.Undef, mapErr("manifest", err)
+	}
+	v := n.version(o.Bucket, o.Key, o.ETag, o.Size)
+	c, err := n.cat.Manifest(ctx, v)
+	if errors.Is(err, catalog.ErrNotFound) && v.NumChunks() == 0 {
+		c, err = n.ensureManifest(ctx, v)
+	}
+	if err != nil {
+		return Manifest{}, cid.Undef, fmt.Errorf("node: manifest of %s/%s: %w", bucket, key, err)
+	}
+	b, err := n.store.Get(ctx, c)
+	if err != nil {
+		return Manifest{}, cid.Undef, fmt.Errorf("node: manifest block %s: %w", c, err)
+	}
+	m, err := DecodeManifest(b)
+	if err != nil {
+		return Manifest{}, cid.Undef, err
+	}
+	return m, c, nil
+}

@@ -1,0 +1,55 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are atomic counters, exported to Prometheus as CounterFuncs so
+// Status and the metrics endpoint read the same numbers.
+type metrics struct {
+	local, peer, origin atomic.Int64 // chunks served, by source
+	originBytes         atomic.Int64
+	heads               atomic.Int64
+	shared              atomic.Int64
+	stale               atomic.Int64
+	metaHits            atomic.Int64
+	metaMisses          atomic.Int64
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{}
+	if reg == nil {
+		return m, nil
+	}
+	counter := func(name, help string, labels prometheus.Labels, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "shoal", Subsystem: "node", Name: name, Help: help, ConstLabels: labels,
+		}, func() float64 { return float64(v.Load()) })
+	}
+	const chunkHelp = "Chunks served to readers, by the source that supplied them."
+	cs := []prometheus.Collector{
+		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "local"}, &m.local),
+		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "peer"}, &m.peer),
+		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "origin"}, &m.origin),
+		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &m.originBytes),
+		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),
+		counter("shared_fetches_total", "Chunk or metadata fetches joined by a reader that did not start them (singleflight).", nil, &m.shared),
+		counter("stale_served_total", "Stale metadata served because the origin could not be reached.", nil, &m.stale),
+		counter("metadata_lookups_total", "Metadata lookups, by whether the catalog answered without the origin.", prometheus.Labels{"result": "hit"}, &m.metaHits),
+		counter("metadata_lookups_total", "Metadata lookups, by whether the catalog answered without the origin.", prometheus.Labels{"result": "miss"}, &m.metaMisses),
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("node: metrics: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,252 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-cache/shoal/blockstore"
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/gateway"
+	"github.com/shoal-cache/shoal/origin"
+)
+
+// BlockStore is the chunk storage the node needs (*blockstore.Tiered in
+// production). Get returns read-only bytes; Put verifies the CID.
+type BlockStore interface {
+	Get(ctx context.Context, c cid.Cid) ([]byte, error)
+	Has(ctx context.Context, c cid.Cid) (bool, error)
+	Put(ctx context.Context, c cid.Cid, data []byte) error
+	Pin(ctx context.Context, c cid.Cid) error
+	Unpin(ctx context.Context, c cid.Cid) error
+	Stats() blockstore.Stats
+}
+
+// Origin is the system of record (origin.S3 or origin.Dir). Errors wrap
+// package origin's sentinels.
+type Origin interface {
+	HeadObject(ctx context.Context, bucket, key string) (origin.ObjectInfo, error)
+	// GetRange reads n bytes at off (n < 0: to the end) of the version with
+	// the given ETag; a changed object yields origin.ErrPreconditionFailed.
+	GetRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error)
+	ListObjects(ctx context.Context, p origin.ListParams) (origin.ListResult, error)
+	ListBuckets(ctx context.Context) ([]origin.Bucket, error)
+	HeadBucket(ctx context.Context, bucket string) (region string, err error)
+	PutObject(ctx context.Context, p origin.PutParams) (origin.ObjectInfo, error)
+	DeleteObject(ctx context.Context, bucket, key string) error
+	CreateMultipartUpload(ctx context.Context, bucket, key, contentType string, meta map[string]string) (string, error)
+	UploadPart(ctx context.Context, bucket, key, uploadID string, partNumber int32, body io.Reader, size int64) (string, error)
+	CompleteMultipartUpload(ctx context.Context, bucket, key, uploadID string, parts []origin.CompletedPart) (origin.ObjectInfo, error)
+	AbortMultipartUpload(ctx context.Context, bucket, key, uploadID string) error
+}
+
+var _ gateway.Backend = (*Node)(nil)
+
+// ErrClosed: the node was closed.
+var ErrClosed = errors.New("node: closed")
+
+// Node is the read path of one Shoal node. It is safe for concurrent use.
+type Node struct {
+	cfg   Config
+	store BlockStore
+	org   Origin
+	cat   *catalog.Catalog
+	peers ChunkSource // nil: none
+	log   *slog.Logger
+	now   func() time.Time
+	m     *metrics
+
+	// base is the parent of every shared (detached) fetch; Close cancels it.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // shared fetch goroutines
+
+	originSem chan struct{} // bounds concurrent origin chunk fetches
+
+	chunks *flight[[]byte]            // key: version id + index
+	heads  *flight[catalog.Object]    // key: bucket/key
+	lists  *flight[origin.ListResult] // key: list params
+
+	neg   *ttlCache[struct{}]          // bucket/key -> NoSuchKey
+	listc *ttlCache[origin.ListResult] // list params -> page
+	bktc  *ttlCache[[]origin.Bucket]   // "" -> bucket list
+	locc  *ttlCache[string]            // bucket -> region
+	immut []pattern                    // Config.Immutable, parsed
+
+	// writeGen counts writes passed through; a metadata or listing answer
+	// fetched while it moved is returned but not cached.
+	writeGen atomic.Uint64
+
+	pinMu sync.Mutex // serialises Pin/Unpin bookkeeping
+}
+
+type pattern struct{ bucket, prefix string }
+
+// New builds a node over the given store, origin and catalog. The node does
+// not own them: the caller closes them after Close.
+func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || org == nil || cat == nil {
+		return nil, errors.New("node: nil store, origin or catalog")
+	}
+	cfg = cfg.withDefaults()
+	o := options{log: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m, err := newMetrics(o.reg)
+	if err != nil {
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:       cfg,
+		store:     store,
+		org:       org,
+		cat:       cat,
+		peers:     o.peers,
+		log:       o.log.With("component", "node"),
+		now:       o.now,
+		m:         m,
+		base:      base,
+		cancel:    cancel,
+		originSem: make(chan struct{}, cfg.MaxOriginFetches),
+	}
+	n.chunks = newFlight[[]byte](base, &n.wg)
+	n.heads = newFlight[catalog.Object](base, &n.wg)
+	n.lists = newFlight[origin.ListResult](base, &n.wg)
+	n.neg = newTTLCache[struct{}](cfg.NegativeTTL, cfg.ListCacheEntries, n.now)
+	n.listc = newTTLCache[origin.ListResult](cfg.ListTTL, cfg.ListCacheEntries, n.now)
+	n.bktc = newTTLCache[[]origin.Bucket](cfg.ListTTL, 1, n.now)
+	n.locc = newTTLCache[string](cfg.ListTTL, cfg.ListCacheEntries, n.now)
+	for _, p := range cfg.Immutable {
+		b, pfx := splitPattern(p)
+		n.immut = append(n.immut, pattern{b, pfx})
+	}
+	return n, nil
+}
+
+// Close cancels shared fetches and waits for them. Readers still open get
+// errors. It does not close the store, origin or catalog.
+func (n *Node) Close() error {
+	n.cancel()
+	n.wg.Wait()
+	return nil
+}
+
+// version returns the version the node cuts info into.
+func (n *Node) version(bucket, key, etag string, size int64) catalog.Version {
+	return catalog.Version{Bucket: bucket, Key: key, ETag: etag, Size: size,
+		ChunkSize: n.cfg.ChunkSize, Hash: string(n.cfg.Hash)}
+}
+
+// mapErr translates errors from our collaborators to gateway sentinels.
+// Both the gateway sentinel and the cause stay visible to errors.Is.
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var s error
+	switch {
+	case errors.Is(err, gateway.ErrNoSuchKey), errors.Is(err, gateway.ErrNoSuchBucket),
+		errors.Is(err, gateway.ErrUnavailable), errors.Is(err, gateway.ErrPreconditionFailed),
+		errors.Is(err, gateway.ErrInvalidArgument), errors.Is(err, gateway.ErrAccessDenied),
+		errors.Is(err, gateway.ErrNoSuchUpload), errors.Is(err, gateway.ErrSlowDown):
+		return fmt.Errorf("node: %s: %w", op, err)
+	case errors.Is(err, origin.ErrNotFound):
+		s = gateway.ErrNoSuchKey
+	case errors.Is(err, origin.ErrNoSuchBucket):
+		s = gateway.ErrNoSuchBucket
+	case errors.Is(err, origin.ErrNoSuchUpload):
+		s = gateway.ErrNoSuchUpload
+	case errors.Is(err, origin.ErrAccessDenied):
+		s = gateway.ErrAccessDenied
+	case errors.Is(err, origin.ErrPreconditionFailed):
+		s = gateway.ErrPreconditionFailed
+	case errors.Is(err, origin.ErrInvalidArgument), errors.Is(err, origin.ErrInvalidRange):
+		s = gateway.ErrInvalidArgument
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("node: %s: %w", op, err)
+	case errors.Is(err, blockstore.ErrFull):
+		s = gateway.ErrSlowDown
+	default:
+		// origin.ErrUnavailable, network errors, a closed node or store.
+		s = gateway.ErrUnavailable
+	}
+	return fmt.Errorf("node: %s: %w: %w", op, s, err)
+}
+
+// originDown reports whether err means "the origin could not answer"
+// (as opposed to an authoritative answer such as NoSuchKey).
+func originDown(err error) bool {
+	switch {
+	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrNoSuchBucket),
+		errors.Is(err, origin.ErrAccessDenied), errors.Is(err, origin.ErrPreconditionFailed),
+		errors.Is(err, origin.ErrInvalidArgument), errors.Is(err, origin.ErrInvalidRange),
+		errors.Is(err, context.Canceled):
+		return false
+	}
+	return true
+}
+
+// Status is a snapshot for `shoal status`.
+type Status struct {
+	Objects   int64 // cached object metadata records
+	Chunks    int64 // chunk index entries
+	Manifests int64 // versions with a complete manifest
+	Pins      int64 // pinned prefixes
+
+	Store blockstore.Stats // the block store's own counters
+	// Memory and Disk are per-tier figures when the store reports them
+	// (a TierStats() (memory, disk blockstore.Stats) method, as
+	// *blockstore.Tiered has); zero otherwise.
+	Memory, Disk blockstore.Stats
+
+	ChunkHits      int64 // chunks served from the local store
+	ChunkPeer      int64 // chunks fetched from peers
+	ChunkOrigin    int64 // chunks fetched from the origin
+	OriginBytes    int64 // chunk bytes read from the origin
+	OriginHeads    int64 // HEAD requests sent to the origin
+	SharedFetches  int64 // fetches joined by more than one reader
+	StaleServed    int64 // stale metadata served because the origin was down
+	MetadataHits   int64 // HEADs answered from the catalog without the origin
+	MetadataMisses int64 // HEADs that asked the origin
+}
+
+// Status reports figures from the catalog, the store and the node's counters.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	c, err := n.cat.Counts(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("node: status: %w", err)
+	}
+	m := n.m
+	var mem, disk blockstore.Stats
+	if ts, ok := n.store.(interface {
+		TierStats() (memory, disk blockstore.Stats)
+	}); ok {
+		mem, disk = ts.TierStats()
+	}
+	return Status{
+		Memory: mem, Disk: disk,
+		Objects: c.Objects, Chunks: c.Chunks, Manifests: c.Manifests, Pins: c.Pins,
+		Store:          n.store.Stats(),
+		ChunkHits:      m.local.Load(),
+		ChunkPeer:      m.peer.Load(),
+		ChunkOrigin:    m.origin.Load(),
+		OriginBytes:    m.originBytes.Load(),
+		OriginHeads:    m.heads.Load(),
+		SharedFetches:  m.shared.Load(),
+		StaleServed:    m.stale.Load(),
+		MetadataHits:   m.metaHits.Load(),
+		MetadataMisses: m.metaMisses.Load(),
+	}, nil
+}

@@ -1,0 +1,204 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/origin"
+)
+
+// PinResult reports the work done by Pin, Unpin or Prefetch.
+type PinResult struct {
+	Objects int64 // objects fully done
+	Bytes   int64 // bytes of those objects
+	Chunks  int64 // chunks of those objects (Unpin: blocks unpinned, manifests included)
+	// Errors lists objects that failed; the others were still done.
+	Errors []ObjectError
+}
+
+// ObjectError is one object's failure.
+type ObjectError struct {
+	Key string
+	Err error
+}
+
+func (e ObjectError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+// Pin fetches every object under bucket/prefix at the origin into the store
+// and pins its chunks and manifest (never evicted), and records the pinned
+// prefix persistently. Per-object failures are reported in the result; an
+// error is returned only when listing fails or ctx ends.
+func (n *Node) Pin(ctx context.Context, bucket, prefix string) (PinResult, error) {
+	if bucket == "" {
+		return PinResult{}, mapErr("pin", fmt.Errorf("empty bucket: %w", origin.ErrInvalidArgument))
+	}
+	if err := n.cat.AddPin(ctx, catalog.Pin{Bucket: bucket, Prefix: prefix, Created: n.now()}); err != nil {
+		return PinResult{}, mapErr("pin", err)
+	}
+	return n.warmPrefix(ctx, bucket, prefix, true)
+}
+
+// Prefetch is Pin without pinning: the chunks land in the store and may be
+// evicted later.
+func (n *Node) Prefetch(ctx context.Context, bucket, prefix string) (PinResult, error) {
+	if bucket == "" {
+		return PinResult{}, mapErr("prefetch", fmt.Errorf("empty bucket: %w", origin.ErrInvalidArgument))
+	}
+	return n.warmPrefix(ctx, bucket, prefix, false)
+}
+
+// Pins lists the pinned prefixes.
+func (n *Node) Pins(ctx context.Context) ([]catalog.Pin, error) {
+	ps, err := n.cat.Pins(ctx)
+	if err != nil {
+		return nil, mapErr("pins", err)
+	}
+	return ps, nil
+}
+
+func (n *Node) warmPrefix(ctx context.Context, bucket, prefix string, pin bool) (PinResult, error) {
+	var (
+		mu  sync.Mutex // guards res
+		res PinResult
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n.cfg.PinConcurrency)
+	p := origin.ListParams{Bucket: bucket, Prefix: prefix}
+	var listErr error
+	for {
+		page, err := n.org.ListObjects(gctx, p)
+		if err != nil {
+			listErr = mapErr("pin: list "+bucket+"/"+prefix, err)
+			break
+		}
+		for _, e := range page.Entries {
+			g.Go(func() error {
+				chunks, size, err := n.warmObject(gctx, bucket, e.Key, pin)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if gctx.Err() == nil {
+						res.Errors = append(res.Errors, ObjectError{Key: e.Key, Err: err})
+					}
+					return nil
+				}
+				res.Objects++
+				res.Bytes += size
+				res.Chunks += chunks
+				return nil
+			})
+		}
+		if !page.IsTruncated || page.NextContinuationToken == "" || gctx.Err() != nil {
+			break
+		}
+		p.ContinuationToken = page.NextContinuationToken
+	}
+	_ = g.Wait()
+	if listErr == nil && ctx.Err() != nil {
+		listErr = mapErr("pin", ctx.Err())
+	}
+	return res, listErr
+}
+
+// warmObject fetches every chunk of bucket/key's current version (through
+// the shared fetch path, so concurrent readers are not duplicated) and pins
+// the chunks and manifest if pin is set.
+func (n *Node) warmObject(ctx context.Context, bucket, key string, pin bool) (chunks, size int64, err error) {
+	o, err := n.head(ctx, bucket, key)
+	if err != nil {
+		return 0, 0, mapErr("head", err)
+	}
+	v := n.version(o.Bucket, o.Key, o.ETag, o.Size)
+	for i := range v.NumChunks() {
+		if _, err := n.chunk(ctx, v, i); err != nil {
+			return 0, 0, mapErr(fmt.Sprintf("chunk %d", i), err)
+		}
+		if pin {
+			c, err := n.cat.Chunk(ctx, v, i)
+			if err != nil {
+				return 0, 0, fmt.Errorf("chunk %d: %w", i, err)
+			}
+			if err := n.store.Pin(ctx, c); err != nil {
+				return 0, 0, mapErr(fmt.Sprintf("pin chunk %d", i), err)
+			}
+		}
+	}
+	mc, err := n.ensureManifest(ctx, v)
+	if err != nil {
+		return 0, 0, err
+	}
+	if pin {
+		if err := n.store.Pin(ctx, mc); err != nil {
+			return 0, 0, mapErr("pin manifest", err)
+		}
+	}
+	return v.NumChunks(), v.Size, nil
+}
+
+// Unpin releases the pins taken by Pin(bucket, prefix) on the cached
+// versions of objects under the prefix, except objects still covered by
+// another pinned prefix, and forgets the pinned prefix. The blocks stay in
+// the store until evicted.
+func (n *Node) Unpin(ctx context.Context, bucket, prefix string) (PinResult, error) {
+	if bucket == "" {
+		return PinResult{}, mapErr("unpin", fmt.Errorf("empty bucket: %w", origin.ErrInvalidArgument))
+	}
+	n.pinMu.Lock()
+	defer n.pinMu.Unlock()
+	if _, err := n.cat.RemovePin(ctx, bucket, prefix); err != nil {
+		return PinResult{}, mapErr("unpin", err)
+	}
+	others, err := n.cat.Pins(ctx)
+	if err != nil {
+		return PinResult{}, mapErr("unpin", err)
+	}
+	var res PinResult
+	var objs []catalog.Object
+	if err := n.cat.Objects(ctx, bucket, prefix, func(o catalog.Object) bool {
+		objs = append(objs, o)
+		return true
+	}); err != nil {
+		return res, mapErr("unpin", err)
+	}
+	for _, o := range objs {
+		covered := false
+		for _, p := range others {
+			if p.Bucket == bucket && strings.HasPrefix(o.Key, p.Prefix) {
+				covered = true
+				break
+			}
+		}
+		if covered {
+			continue
+		}
+		v := n.version(o.Bucket, o.Key, o.ETag, o.Size)
+		chunks, err := n.cat.Chunks(ctx, v)
+		if err == nil {
+			if mc, merr := n.cat.Manifest(ctx, v); merr == nil {
+				chunks = append(chunks, mc)
+			}
+			for _, c := range chunks {
+				if !c.Defined() {
+					continue
+				}
+				res.Chunks++
+				if uerr := n.store.Unpin(ctx, c); uerr != nil {
+					err = errors.Join(err, uerr)
+				}
+			}
+		}
+		if err != nil {
+			res.Errors = append(res.Errors, ObjectError{Key: o.Key, Err: err})
+			continue
+		}
+		res.Objects++
+		res.Bytes += o.Size
+	}
+	return res, nil
+}
