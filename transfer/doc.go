@@ -1,0 +1,24 @@
+// Package transfer owns Shoal's chunk transfer protocol between peers
+// (/shoal/chunk/1.0.0 on libp2p streams): the wire messages, the Server that
+// answers block, fetch-through and metadata requests from a Handler, and the
+// Client that pulls one chunk from several providers at once, chooses them by
+// measured throughput and load, resumes a failed or stalled provider's bytes
+// at the byte offset on another one, verifies every chunk against its CID and
+// keeps peers that failed or lied in a penalty box for a while.
+//
+// One request is carried per stream: yamux streams cost one frame to open,
+// and a stream per sub-range lets a stalled or failed transfer be abandoned by
+// resetting its stream without disturbing others. BenchmarkRawStream measured
+// no penalty for a stream per 4 MiB block against all blocks on one stream
+// (both 0.5-1.1 GB/s on the shared 2-core box, within noise), so requests are
+// not pipelined. A request's answer header is followed by the raw bytes, with
+// no per-chunk framing.
+//
+// Wire format (all integers unsigned varints unless said otherwise):
+//
+//	request:  version u8 | type u8 | body length u16 BE | cid | key | offset | length
+//	response: version u8 | status u8 | body length u32 BE | cid | size | offset | length | payload
+//	          then, for an OK block/fetch answer, exactly length raw bytes
+//
+// where cid, key and payload are length-prefixed byte strings.
+package transfer
