@@ -71,6 +71,10 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	Dir       string // posix root: each top-level folder is a bucket
+	// DirectEndpoint is versitygw's own "http://127.0.0.1:PORT", bypassing
+	// the counting proxy (for baselines the proxy must not slow down). Its
+	// requests are not counted, and the port may change after Stop/Start.
+	DirectEndpoint string
 
 	t       testing.TB
 	bin     string
@@ -281,6 +285,7 @@ func (s *S3) startOnce(addr string) error {
 	}()
 	s.mu.Lock()
 	s.cmd, s.done, s.backendAddr, s.running = cmd, done, addr, true
+	s.DirectEndpoint = "http://" + addr
 	s.mu.Unlock()
 
 	deadline := time.Now().Add(readyTimeout)

@@ -1,0 +1,139 @@
+// Command shoal runs and administers a Shoal node: a peer-to-peer cache in
+// front of S3 with an S3-compatible gateway.
+//
+//	shoal node [options]                  run a node
+//	shoal status                          print a running node's status
+//	shoal pin|unpin|prefetch s3://b/p     manage cached prefixes
+//	shoal config [options]                print the effective configuration
+//	shoal version                         print the version
+//
+// This package only wires: flags + environment + config file -> construct
+// the parts -> Run(ctx). Exit codes: 0 ok, 1 error, 2 usage or configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise it is derived from the build info.
+var version = ""
+
+// errUsage marks errors that exit with exitUsage.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+// env is the process environment, injected for tests.
+type env struct {
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	e := env{stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "node":
+		err = cmdNode(ctx, e, rest)
+	case "config":
+		err = cmdConfig(e, rest)
+	case "status":
+		err = cmdStatus(ctx, e, rest)
+	case "pin", "unpin", "prefetch":
+		err = cmdPrefix(ctx, e, cmd, rest)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "shoal", versionString())
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "shoal: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return exitUsage
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "shoal:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "shoal:", err)
+		return exitError
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Shoal: a peer-to-peer cache in front of S3, with an S3-compatible gateway.
+
+Usage:
+  shoal node [options]              run a node (see 'shoal node --help' for every option)
+  shoal config [options]            print the effective configuration as YAML
+  shoal status [--admin ADDR]       print a running node's status (JSON)
+  shoal pin s3://bucket/prefix      fetch and pin every object under the prefix
+  shoal unpin s3://bucket/prefix    release a pin
+  shoal prefetch s3://bucket/prefix fetch every object under the prefix (no pin)
+  shoal version                     print the version
+
+The status/pin/unpin/prefetch commands talk to the node's admin API
+(--admin, env SHOAL_ADMIN, default 127.0.0.1:7071).
+
+Exit codes: 0 ok, 1 error, 2 usage or configuration error.
+`)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return fmt.Sprintf("%s (%s%s, %s)", v, rev, modified, bi.GoVersion)
+	}
+	return fmt.Sprintf("%s (%s)", v, bi.GoVersion)
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-cache/shoal/blockstore"
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/gateway"
+	"github.com/shoal-cache/shoal/internal/admin"
+	"github.com/shoal-cache/shoal/internal/config"
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node"
+	"github.com/shoal-cache/shoal/origin"
+)
+
+// Subdirectories of --data-dir.
+const (
+	storeSubdir   = "store"
+	catalogSubdir = "catalog"
+)
+
+// parts is a constructed, not yet running node.
+type parts struct {
+	gateway http.Handler
+	admin   admin.Backend
+	run     func(ctx context.Context) error // background work until ctx ends
+	close   func() error                    // releases everything, in reverse order
+}
+
+// gatewayCredentials merges the key pair flags and the credentials file.
+func gatewayCredentials(c *config.Config) ([]gateway.Credential, error) {
+	var creds []gateway.Credential
+	if c.GatewayAccessKey != "" {
+		creds = append(creds, gateway.Credential{AccessKey: c.GatewayAccessKey, SecretKey: c.GatewaySecretKey})
+	}
+	if c.GatewayCredentialsFile != "" {
+		fc, err := gateway.LoadCredentialsFile(c.GatewayCredentialsFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(fc) == 0 {
+			return nil, fmt.Errorf("--gateway-credentials-file %s holds no credentials", c.GatewayCredentialsFile)
+		}
+		creds = append(creds, fc...)
+	}
+	return creds, nil
+}
+
+// originAPI is the method set both origins share (what node.New takes).
+type originAPI = node.Origin
+
+func newOrigin(ctx context.Context, c *config.Config, log *slog.Logger, reg prometheus.Registerer) (originAPI, error) {
+	if dir := c.OriginDir(); dir != "" {
+		o, err := origin.NewDir(origin.DirConfig{Root: dir})
+		if err != nil {
+			return nil, fmt.Errorf("origin %s: %w", c.Origin, err)
+		}
+		return o, nil
+	}
+	o, err := origin.NewS3(ctx, origin.S3Config{
+		Endpoint:    c.S3Endpoint,
+		Region:      c.S3Region,
+		PathStyle:   c.S3PathStyle,
+		MaxInFlight: c.S3MaxInflight,
+	}, origin.WithLogger(log), origin.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("origin s3: %w", err)
+	}
+	return o, nil
+}
+
+// build constructs origin, block store, catalog, node and gateway. On error
+// everything built so far is closed.
+func build(ctx context.Context, c *config.Config, creds []gateway.Credential, log *slog.Logger, reg prometheus.Registerer) (_ *parts, err error) {
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, closeAll())
+		}
+	}()
+
+	org, err := newOrigin(ctx, c, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := org.(io.Closer); ok {
+		closers = append(closers, cl.Close)
+	}
+
+	mem, err := blockstore.NewMemory(blockstore.MemoryConfig{BudgetBytes: int64(c.MemCache)},
+		blockstore.WithMemoryLogger(log), blockstore.WithMemoryRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("memory tier: %w", err)
+	}
+	disk, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: filepath.Join(c.DataDir, storeSubdir), BudgetBytes: int64(c.DiskCache)},
+		blockstore.WithDiskLogger(log), blockstore.WithDiskRegisterer(reg))
+	if err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("disk tier: %w", err)
+	}
+	store, err := blockstore.NewTiered(mem, disk, blockstore.TieredConfig{},
+		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg))
+	if err != nil {
+		mem.Close()
+		disk.Close()
+		return nil, fmt.Errorf("tiered store: %w", err)
+	}
+	closers = append(closers, store.Close)
+
+	cat, err := catalog.Open(filepath.Join(c.DataDir, catalogSubdir), catalog.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, cat.Close)
+
+	n, err := node.New(node.Config{
+		ChunkSize:   int64(c.ChunkSize),
+		Hash:        content.Hash(c.Hash),
+		MetadataTTL: c.MetadataTTL,
+		Immutable:   c.Immutable,
+		ListTTL:     c.ListTTL,
+	}, store, org, cat, node.WithLogger(log), node.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, n.Close)
+
+	gw, err := gateway.New(gateway.Config{
+		Region:         c.GatewayRegion,
+		Domains:        c.GatewayDomains(),
+		Credentials:    creds,
+		AllowAnonymous: len(creds) == 0 && config.IsLoopback(c.GatewayListen),
+	}, n, gateway.WithLogger(log), gateway.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+
+	return &parts{
+		gateway: gw,
+		admin:   adminBackend{n},
+		run:     disk.Run, // index maintenance; the tiered writer runs until Close
+		close:   closeAll,
+	}, nil
+}
+
+// adminBackend adapts *node.Node to the admin API.
+type adminBackend struct{ n *node.Node }
+
+func (a adminBackend) Status(ctx context.Context) (any, error) { return a.n.Status(ctx) }
+
+func (a adminBackend) Pin(ctx context.Context, bucket, prefix string) (any, error) {
+	return a.n.Pin(ctx, bucket, prefix)
+}
+
+func (a adminBackend) Unpin(ctx context.Context, bucket, prefix string) (any, error) {
+	return a.n.Unpin(ctx, bucket, prefix)
+}
+
+func (a adminBackend) Prefetch(ctx context.Context, bucket, prefix string) (any, error) {
+	return a.n.Prefetch(ctx, bucket, prefix)
+}

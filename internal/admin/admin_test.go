@@ -1,0 +1,199 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type fakeNode struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeNode) record(op, bucket, prefix string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, op+" "+bucket+"/"+prefix)
+}
+
+func (f *fakeNode) Status(context.Context) (any, error) {
+	return map[string]int{"objects": 3}, nil
+}
+
+func (f *fakeNode) Pin(_ context.Context, b, p string) (any, error) {
+	f.record("pin", b, p)
+	if b == "broken" {
+		return nil, errors.New("origin unavailable")
+	}
+	if b == "bad-request" {
+		return nil, fmt.Errorf("%w: nope", ErrBadRequest)
+	}
+	return map[string]any{"objects": 2, "bytes": 10}, nil
+}
+
+func (f *fakeNode) Unpin(_ context.Context, b, p string) (any, error) {
+	f.record("unpin", b, p)
+	return map[string]any{}, nil
+}
+
+func (f *fakeNode) Prefetch(_ context.Context, b, p string) (any, error) {
+	f.record("prefetch", b, p)
+	return map[string]any{"objects": 1}, nil
+}
+
+func start(t *testing.T) (*Server, *fakeNode, *Client, string) {
+	t.Helper()
+	fn := &fakeNode{}
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Inc()
+	s := New(fn, WithGatherer(reg))
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	cl, err := NewClient(ts.URL, ts.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, fn, cl, ts.URL
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	_, _ = fmt.Fprint(&sb, readAll(t, resp))
+	return resp.StatusCode, sb.String()
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	s, _, _, base := start(t)
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("healthz = %d", code)
+	}
+	if code, _ := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz before ready = %d", code)
+	}
+	s.SetReady(true)
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("readyz = %d", code)
+	}
+	code, body := get(t, base+"/metrics")
+	if code != 200 || !strings.Contains(body, "shoal_test_total 1") {
+		t.Fatalf("metrics = %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/nope"); code != 404 {
+		t.Fatalf("unknown path = %d", code)
+	}
+}
+
+func TestClientOps(t *testing.T) {
+	_, fn, cl, _ := start(t)
+	ctx := context.Background()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]int
+	if err := json.Unmarshal(st, &m); err != nil || m["objects"] != 3 {
+		t.Fatalf("status = %s, %v", st, err)
+	}
+	if _, err := cl.Pin(ctx, "data", "logs/2024/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Prefetch(ctx, "data", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Unpin(ctx, "data", "logs/2024/"); err != nil {
+		t.Fatal(err)
+	}
+	want := "pin data/logs/2024/,prefetch data/,unpin data/logs/2024/"
+	if got := strings.Join(fn.calls, ","); got != want {
+		t.Fatalf("calls = %q, want %q", got, want)
+	}
+	_, err = cl.Pin(ctx, "broken", "x")
+	if err == nil || !strings.Contains(err.Error(), "origin unavailable") || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("backend error = %v", err)
+	}
+	_, err = cl.Pin(ctx, "bad-request", "x")
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("bad request = %v", err)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	_, fn, _, base := start(t)
+	for _, body := range []string{"", "{", `{"bucket":"A"}`, `{"bucket":"ok-bucket","extra":1}`, `{"bucket":"b"}`, strings.Repeat("x", 1<<20)} {
+		resp, err := http.Post(base+"/v1/pin", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("body %.20q: status %d, want 400", body, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(base + "/v1/pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /v1/pin = %d", resp.StatusCode)
+	}
+	if len(fn.calls) != 0 {
+		t.Fatalf("backend called on bad input: %v", fn.calls)
+	}
+}
+
+func TestParseS3URL(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://bucket/a/b/": "bucket|a/b/",
+		"s3://bucket":      "bucket|",
+		"s3://bucket/":     "bucket|",
+	} {
+		b, p, err := ParseS3URL(in)
+		if err != nil || b+"|"+p != want {
+			t.Errorf("ParseS3URL(%q) = %q %q %v", in, b, p, err)
+		}
+	}
+	for _, in := range []string{"bucket/a", "s3://", "s3:///x", "s3://UPPER/x", "http://b/x"} {
+		if _, _, err := ParseS3URL(in); err == nil {
+			t.Errorf("ParseS3URL(%q): no error", in)
+		}
+	}
+}
+
+func TestNewClientBadAddr(t *testing.T) {
+	for _, a := range []string{"", "ftp://x", "http://"} {
+		if _, err := NewClient(a, nil); err == nil {
+			t.Errorf("NewClient(%q): no error", a)
+		}
+	}
+}

@@ -1,0 +1,15 @@
+// Package admin owns a node's admin HTTP API and its client (used by the
+// `shoal status|pin|unpin|prefetch` commands):
+//
+//	GET  /healthz      200 while the process serves
+//	GET  /readyz       200 once the node is ready, 503 before/while stopping
+//	GET  /metrics      Prometheus text format
+//	GET  /v1/status    node status as JSON
+//	POST /v1/pin       {"bucket":"b","prefix":"p/"} -> result JSON
+//	POST /v1/unpin     same body
+//	POST /v1/prefetch  same body
+//
+// The API has no authentication: the caller (cmd/shoal) binds it to
+// loopback unless explicitly told otherwise. Errors are JSON
+// {"error":"..."} with a 4xx/5xx status.
+package admin

@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-cache/shoal/internal/content"
+)
+
+// ErrInvalid: the configuration is not usable. Every validation error wraps it.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the effective configuration of one `shoal node`. The yaml tags
+// are the keys of the config file and of `shoal config` output.
+type Config struct {
+	DataDir string `yaml:"data-dir"`
+
+	Origin        string `yaml:"origin"`
+	S3Endpoint    string `yaml:"s3-endpoint"`
+	S3Region      string `yaml:"s3-region"`
+	S3PathStyle   bool   `yaml:"s3-path-style"`
+	S3MaxInflight int    `yaml:"s3-max-inflight"`
+
+	GatewayListen          string `yaml:"gateway-listen"`
+	GatewayAccessKey       string `yaml:"gateway-access-key"`
+	GatewaySecretKey       string `yaml:"gateway-secret-key"`
+	GatewayCredentialsFile string `yaml:"gateway-credentials-file"`
+	GatewayDomain          string `yaml:"gateway-domain"`
+	GatewayRegion          string `yaml:"gateway-region"`
+
+	MemCache    Size          `yaml:"mem-cache"`
+	DiskCache   Size          `yaml:"disk-cache"`
+	ChunkSize   Size          `yaml:"chunk-size"`
+	Hash        string        `yaml:"hash"`
+	MetadataTTL time.Duration `yaml:"metadata-ttl"`
+	Immutable   []string      `yaml:"immutable"`
+	ListTTL     time.Duration `yaml:"list-ttl"`
+
+	AdminListen      string `yaml:"admin-listen"`
+	AdminAllowRemote bool   `yaml:"admin-allow-remote"`
+
+	LogLevel  string `yaml:"log-level"`
+	LogFormat string `yaml:"log-format"`
+}
+
+// Bounds of the chunk size: below 64 KiB the per-chunk overhead (index entry,
+// hash, request) dominates; above 256 MiB a single chunk no longer streams
+// through "a few MiB of memory".
+const (
+	MinChunkSize Size = 64 << 10
+	MaxChunkSize Size = 256 << 20
+)
+
+// OriginDir returns the directory of a file:// origin, or "" for S3.
+func (c *Config) OriginDir() string {
+	if c.Origin == "s3" {
+		return ""
+	}
+	u, err := url.Parse(c.Origin)
+	if err != nil {
+		return ""
+	}
+	return u.Path
+}
+
+// GatewayDomains returns the virtual-hosted-style domains (comma list).
+func (c *Config) GatewayDomains() []string { return splitList(c.GatewayDomain) }
+
+// SlogLevel returns the configured log level.
+func (c *Config) SlogLevel() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel)) // validated before
+	return l
+}
+
+// Validate checks every option and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(opt, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: --%s: %s", ErrInvalid, opt, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	switch {
+	case c.Origin == "s3":
+	case strings.HasPrefix(c.Origin, "file://"):
+		u, err := url.Parse(c.Origin)
+		switch {
+		case err != nil:
+			bad("origin", "%v", err)
+		case u.Host != "" && u.Host != "localhost":
+			bad("origin", "%q: a file origin has no host; use file:///absolute/path", c.Origin)
+		case u.Path == "" || !filepath.IsAbs(u.Path):
+			bad("origin", "%q: want file:///absolute/path", c.Origin)
+		}
+	default:
+		bad("origin", "%q: want s3 or file:///absolute/path", c.Origin)
+	}
+	if c.S3Endpoint != "" {
+		u, err := url.Parse(c.S3Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("s3-endpoint", "%q: want http(s)://host[:port]", c.S3Endpoint)
+		}
+	}
+	if c.S3MaxInflight < 1 || c.S3MaxInflight > 4096 {
+		bad("s3-max-inflight", "%d: want 1..4096", c.S3MaxInflight)
+	}
+	checkAddr := func(opt, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(opt, "%q: want host:port (port 0 picks a free one)", addr)
+		}
+	}
+	checkAddr("gateway-listen", c.GatewayListen)
+	checkAddr("admin-listen", c.AdminListen)
+	if (c.GatewayAccessKey == "") != (c.GatewaySecretKey == "") {
+		bad("gateway-access-key", "set both --gateway-access-key and --gateway-secret-key, or neither")
+	}
+	for _, d := range c.GatewayDomains() {
+		if strings.ContainsAny(d, "/: ") {
+			bad("gateway-domain", "%q: want a host name such as s3.local", d)
+		}
+	}
+	if c.GatewayRegion == "" {
+		bad("gateway-region", "must not be empty")
+	}
+	if c.MemCache < c.ChunkSize {
+		bad("mem-cache", "%s is smaller than one chunk (%s)", c.MemCache, c.ChunkSize)
+	}
+	if c.DiskCache < c.ChunkSize {
+		bad("disk-cache", "%s is smaller than one chunk (%s)", c.DiskCache, c.ChunkSize)
+	}
+	if c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize {
+		bad("chunk-size", "%s: want %s..%s", c.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if _, err := content.ParseHash(c.Hash); err != nil {
+		bad("hash", "%q: want sha2-256 or blake3", c.Hash)
+	}
+	if c.MetadataTTL < 0 {
+		bad("metadata-ttl", "%s is negative", c.MetadataTTL)
+	}
+	if c.ListTTL < 0 {
+		bad("list-ttl", "%s is negative", c.ListTTL)
+	}
+	for _, p := range c.Immutable {
+		if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "s3://") {
+			bad("immutable", "%q: want bucket or bucket/prefix", p)
+		}
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q: want text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether a listen address (host:port) binds only to a
+// loopback interface. An empty host ("":port) binds every interface.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

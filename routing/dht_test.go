@@ -1,0 +1,268 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/shoal-cache/shoal/internal/content"
+)
+
+type swarm struct {
+	routers []*Router
+}
+
+// newSwarm starts n hosts with real DHTs on loopback, connects each to the
+// first one and to its predecessor, and waits until every routing table
+// holds at least min(n-1, 3) peers.
+func newSwarm(t testing.TB, n int, cfg Config) *swarm {
+	t.Helper()
+	key := testKey(t, 7)
+	ctx := context.Background()
+	s := &swarm{}
+	for i := 0; i < n; i++ {
+		h := newTestHost(t, key, MembershipAuth)
+		r, err := NewDHT(ctx, h, cfg, WithLogger(discardLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		s.routers = append(s.routers, r)
+	}
+	for i := 1; i < n; i++ {
+		h := s.routers[i].Host()
+		for _, j := range []int{0, i - 1} {
+			if err := h.Connect(ctx, info(s.routers[j].Host())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := min(n-1, 3)
+	eventually(t, 30*time.Second, "routing tables filled", func() bool {
+		for _, r := range s.routers {
+			if r.RoutingTableSize() < want {
+				return false
+			}
+		}
+		return true
+	})
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, r := range s.routers {
+		wg.Go(func() { r.Bootstrap(bctx) })
+	}
+	wg.Wait()
+	return s
+}
+
+// eventually polls cond until it holds or the timeout passes. It bounds a
+// wait for convergence; it does not assert how fast that happens.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func hasProvider(ais []peer.AddrInfo, id peer.ID) bool {
+	for _, ai := range ais {
+		if ai.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// findableFromAll reports whether every router except owner finds owner as
+// a provider of c.
+func (s *swarm) findableFromAll(t *testing.T, owner int, c cid.Cid) bool {
+	t.Helper()
+	id := s.routers[owner].Host().ID()
+	for i, r := range s.routers {
+		if i == owner {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ais, err := r.FindProviders(ctx, c, 0)
+		cancel()
+		if err != nil || !hasProvider(ais, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// goneFromAll reports whether no router finds owner as a provider of c.
+func (s *swarm) goneFromAll(t *testing.T, owner int, c cid.Cid) bool {
+	t.Helper()
+	id := s.routers[owner].Host().ID()
+	for i, r := range s.routers {
+		if i == owner {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ais, err := r.FindProviders(ctx, c, 0)
+		cancel()
+		if err != nil || hasProvider(ais, id) {
+			return false
+		}
+	}
+	return true
+}
+
+func chunkCID(i int) cid.Cid { return content.Sum(content.SHA256, fmt.Appendf(nil, "chunk-%d", i)) }
+
+func TestSwarmProvideFindFromEveryNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	s := newSwarm(t, 12, Config{})
+	c := chunkCID(1)
+	start := time.Now()
+	if err := s.routers[5].Provide(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "provided cid findable from every node", func() bool {
+		return s.findableFromAll(t, 5, c)
+	})
+	t.Logf("newly provided chunk findable from all 11 other nodes after %v", time.Since(start))
+
+	// A CID nobody provides: no providers, no error.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ais, err := s.routers[0].FindProviders(ctx, chunkCID(999), 0)
+	if err != nil || len(ais) != 0 {
+		t.Fatalf("unprovided cid: %v, %v", ais, err)
+	}
+}
+
+func TestSwarmReprovideAndStopProviding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	cfg := Config{ProvideValidity: 4 * time.Second, ReprovideInterval: 2 * time.Second, MaxReprovideDelay: time.Second}
+	s := newSwarm(t, 10, cfg)
+	keep, drop := chunkCID(10), chunkCID(11)
+	ctx := context.Background()
+	for _, c := range []cid.Cid{keep, drop} {
+		if err := s.routers[2].Provide(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "both cids findable", func() bool {
+		return s.findableFromAll(t, 2, keep) && s.findableFromAll(t, 2, drop)
+	})
+	if err := s.routers[2].StopProviding(ctx, drop); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "stopped cid gone everywhere after validity", func() bool {
+		return s.goneFromAll(t, 2, drop)
+	})
+	// Several validity periods have passed since the first provide: the
+	// kept CID is still there only because it was reprovided.
+	time.Sleep(cfg.ProvideValidity)
+	eventually(t, 30*time.Second, "kept cid still findable (reprovided)", func() bool {
+		return s.findableFromAll(t, 2, keep)
+	})
+}
+
+// TestFourNodeCluster is the small-cluster sanity check (kad-dht#1263): many
+// keys provided in a 4-node DHT are all findable.
+func TestFourNodeCluster(t *testing.T) {
+	s := newSwarm(t, 4, Config{})
+	ctx := context.Background()
+	const n = 64
+	for i := range n {
+		if err := s.routers[i%4].Provide(ctx, chunkCID(100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "all keys findable in a 4-node cluster", func() bool {
+		for i := range n {
+			if !s.findableFromAll(t, i%4, chunkCID(100+i)) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func testRecord(ts time.Time) ManifestRecord {
+	return ManifestRecord{
+		Bucket: "photos", Key: "2024/cat.jpg", ETag: `"9b2cf535f27731c974343645a3985328"`,
+		Size: 10 << 20, ChunkSize: 4 << 20, Hash: string(content.SHA256),
+		Manifest: content.Sum(content.SHA256, []byte("manifest")), Timestamp: ts,
+	}
+}
+
+func TestSwarmManifestRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	s := newSwarm(t, 6, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := testRecord(time.Unix(1700000000, 0).UTC())
+	if err := s.routers[1].PutManifestRecord(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range s.routers {
+		got, err := r.GetManifestRecord(ctx, old.Bucket, old.Key, old.ETag)
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		if !recordsEqual(got, old) {
+			t.Fatalf("node %d: got %+v want %+v", i, got, old)
+		}
+	}
+	newer := old
+	newer.Manifest = content.Sum(content.SHA256, []byte("manifest v2"))
+	newer.Timestamp = old.Timestamp.Add(time.Minute)
+	if err := s.routers[4].PutManifestRecord(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.routers[0].GetManifestRecord(ctx, old.Bucket, old.Key, old.ETag)
+	if err != nil || !got.Manifest.Equals(newer.Manifest) {
+		t.Fatalf("after newer put: %+v, %v", got, err)
+	}
+
+	if _, err := s.routers[2].GetManifestRecord(ctx, "photos", "missing", `"x"`); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing record: got %v, want ErrNotFound", err)
+	}
+
+	// A record stored under another object's key is refused by the network.
+	val, _ := newer.MarshalBinary()
+	otherKey := ManifestRecordKey("photos", "2024/dog.jpg", newer.ETag)
+	if err := s.routers[3].dht.PutValue(ctx, otherKey, val); err == nil {
+		t.Fatal("dht accepted a record under another object's key")
+	}
+	// Other namespaces are not served.
+	if err := s.routers[3].dht.PutValue(ctx, "/pk/whatever", []byte("x")); err == nil {
+		t.Fatal("dht accepted a /pk record")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	for name, c := range map[string]Config{
+		"reprovide beyond validity": {ProvideValidity: 10 * time.Minute, ReprovideInterval: 15 * time.Minute},
+		"negative bucket":           {BucketSize: -1},
+		"too few workers":           {ProvideWorkers: 2},
+	} {
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
