@@ -162,6 +162,13 @@ func target(bucket, key string) string { return bucket + "/" + key }
 func (s *S3) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	err = translateS3(ctx, "HeadObject", target(bucket, key), err)
+	if errors.Is(err, ErrNotFound) {
+		// A HEAD answer has no body, so S3 cannot say whether the key or the
+		// bucket is missing; ask, so that callers can answer NoSuchBucket.
+		if _, berr := s.HeadBucket(ctx, bucket); errors.Is(berr, ErrNoSuchBucket) {
+			err = berr
+		}
+	}
 	s.m.observe("head", err)
 	if err != nil {
 		return ObjectInfo{}, err
