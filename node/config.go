@@ -66,7 +66,9 @@ type Config struct {
 	ListTTL time.Duration
 	// ListCacheEntries bounds the listing cache (default 1024).
 	ListCacheEntries int
-	// ReadAhead: chunks fetched in parallel ahead of a reader (default 4).
+	// ReadAhead: chunks fetched in parallel ahead of a reader (default 4;
+	// 8 with a cluster, whose home nodes serve a cold read's chunks in
+	// parallel).
 	ReadAhead int
 	// MaxOriginFetches bounds concurrent origin chunk fetches (default 16).
 	MaxOriginFetches int
@@ -150,10 +152,11 @@ func splitPattern(p string) (bucket, prefix string) {
 type Option func(*options)
 
 type options struct {
-	log   *slog.Logger
-	reg   prometheus.Registerer
-	now   func() time.Time
-	peers ChunkSource
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	now     func() time.Time
+	peers   ChunkSource
+	cluster *Cluster
 }
 
 // WithLogger sets the logger (default: discard).

@@ -8,12 +8,42 @@
 // It also passes writes through to the origin (invalidating its caches), and
 // pins or prefetches prefixes.
 //
+// # Cluster
+//
+// With WithCluster the node is a member of a P2P cluster (routing, transfer
+// and a member list are injected; package node only uses them):
+//
+//   - Content routing: every chunk and manifest is announced as soon as it
+//     lands in the store, withdrawn when the store reports it evicted
+//     (Evicted), and everything stored is re-announced when Run starts. A
+//     completed version's manifest is published as a routing.ManifestRecord,
+//     so a node that never saw an object learns its chunk CIDs from the DHT
+//     without the origin.
+//   - Read path: local store -> (CID unknown) the version's manifest record
+//     -> the CID's providers, several at once (transfer.Client.GetBlock) ->
+//     the chunk's home nodes -> the origin. Every byte from a peer is
+//     verified before it is stored or served.
+//   - Home nodes: each chunk (version ID + index) and each object key (for
+//     metadata) has a home chosen by rendezvous hashing over this node and
+//     its members. A miss asks the home (transfer Fetch / Meta), which
+//     resolves it through its own read path and singleflight, so the
+//     cluster reads each chunk from the origin about once and HEADs each key
+//     about once per metadata TTL. A request received as home is never
+//     forwarded again; after homeCandidates candidates (or on reaching its
+//     own place in the order) a node reads the origin itself.
+//
+// Trust: the cluster is private (swarm key). Bytes from a provider are
+// checked against a CID the node already knows; a home node's answer for a
+// chunk whose CID is not yet known is checked against the CID the home
+// names (it catches corruption, not a member that lies consistently).
+//
 // *Node satisfies gateway.Backend and translates origin, block store and
 // catalog errors to the gateway's sentinels at that boundary.
 //
 // Invariants:
 //   - One origin fetch per chunk per node: concurrent readers of a chunk
-//     share one fetch, which is cancelled only when every reader has left.
+//     share one fetch, which is cancelled only when every reader has left
+//     (and, with a cluster, about one per chunk cluster-wide).
 //   - Every origin range read is pinned to the version's ETag (If-Match), so
 //     a reader gets the bytes of the version it asked for or an error, never
 //     a mix of two versions.

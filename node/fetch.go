@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/origin"
+	"github.com/shoal-cache/shoal/routing"
 )
 
 // ChunkRequest names one chunk of one version.
@@ -48,6 +49,19 @@ func flightKey(v catalog.Version, i int64) string {
 // chunk returns the bytes of chunk i of v (read-only). A local hit is served
 // inline; a miss joins or starts the one shared fetch for that chunk.
 func (n *Node) chunk(ctx context.Context, v catalog.Version, i int64) ([]byte, error) {
+	return n.chunkAt(ctx, v, i, false)
+}
+
+// chunkAt is chunk; asHome marks a request received as the chunk's home
+// node (PeerHandler.Fetch), which is served from the store, providers or
+// the origin but never forwarded to another home (no loops).
+//
+// A node that is itself the chunk's home (first in rendezvous order) also
+// never forwards, and both run in the same "home" flight, so a home's own
+// readers and every peer's requests share one origin fetch. Flights that
+// may forward use another key: a home flight never waits on a forwarding
+// one, so nodes whose member lists disagree cannot deadlock each other.
+func (n *Node) chunkAt(ctx context.Context, v catalog.Version, i int64, asHome bool) ([]byte, error) {
 	req := n.request(v, i)
 	if c, err := n.cat.Chunk(ctx, v, i); err == nil {
 		req.CID = c
@@ -55,13 +69,27 @@ func (n *Node) chunk(ctx context.Context, v catalog.Version, i int64) ([]byte, e
 			return data, nil
 		}
 	}
-	data, shared, err := n.chunks.Do(ctx, flightKey(v, i), func(ctx context.Context) ([]byte, error) {
-		return n.fetch(ctx, v, i)
+	key, forward := flightKey(v, i), n.cl != nil
+	if n.cl != nil && (asHome || n.isHome(chunkSeed(v, i))) {
+		key, forward = homeFlight+key, false
+	}
+	data, shared, err := n.chunks.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		return n.fetch(ctx, v, i, forward)
 	})
 	if shared {
 		n.m.shared.Add(1)
 	}
 	return data, err
+}
+
+// homeFlight prefixes the flight keys of fetches that do not forward to a
+// home node (see chunkAt).
+const homeFlight = "h\x00"
+
+// isHome reports whether this node comes first in seed's rendezvous order.
+func (n *Node) isHome(seed []byte) bool {
+	top := rendezvous(seed, n.cl.self, n.cl.Members.Members(), 1)
+	return len(top) == 1 && top[0] == n.cl.self
 }
 
 // local reads a chunk whose CID is known from the block store.
@@ -82,11 +110,21 @@ func (n *Node) local(ctx context.Context, req ChunkRequest) ([]byte, bool) {
 }
 
 // fetch runs inside the shared flight: store (again: another flight may
-// have just landed it), peers, then the origin. It records the chunk's CID
-// and builds the manifest when the version's index is complete.
-func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64) ([]byte, error) {
+// have just landed it), then, with a cluster, the version's manifest from
+// the DHT if the chunk's CID is unknown; then peers (WithPeers), the CID's
+// providers, the chunk's home nodes (only if forward), and the origin. It
+// records the chunk's CID and builds the manifest when the version's index
+// is complete.
+func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bool) ([]byte, error) {
 	req := n.request(v, i)
 	c, err := n.cat.Chunk(ctx, v, i)
+	if errors.Is(err, catalog.ErrNotFound) && n.cl != nil {
+		if rerr := n.resolveManifest(ctx, v); rerr == nil {
+			c, err = n.cat.Chunk(ctx, v, i)
+		} else if ctx.Err() == nil {
+			n.log.Debug("no manifest from the cluster", "bucket", v.Bucket, "key", v.Key, "err", rerr)
+		}
+	}
 	switch {
 	case err == nil:
 		req.CID = c
@@ -104,34 +142,70 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64) ([]byte, e
 				n.log.Debug("peer fetch failed", "cid", c, "err", err)
 			}
 		}
+		if n.cl != nil {
+			if data, ok := n.fromProviders(ctx, req); ok {
+				n.m.peer.Add(1)
+				n.keep(ctx, c, data)
+				return data, nil
+			}
+		}
 	case errors.Is(err, catalog.ErrNotFound):
 	default:
 		n.log.Warn("catalog lookup failed; fetching from origin", "err", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	if forward {
+		if data, sum, ok := n.fromHome(ctx, req); ok {
+			n.m.home.Add(1)
+			n.landed(ctx, v, i, sum, data)
+			return data, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 
 	data, err := n.fromOrigin(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	sum := content.Sum(n.cfg.Hash, data)
+	sum := content.Sum(n.hashOf(v), data)
 	if req.CID.Defined() && !sum.Equals(req.CID) {
 		// Same ETag, other bytes: the origin is not behaving like S3. Never
 		// serve bytes that disagree with what this version was recorded as.
 		return nil, fmt.Errorf("node: chunk %d of %s/%s: origin bytes do not match recorded %s: %w",
 			i, v.Bucket, v.Key, req.CID, origin.ErrPreconditionFailed)
 	}
+	n.landed(ctx, v, i, sum, data)
+	return data, nil
+}
+
+// hashOf is the hash v's chunks are addressed with: the version's own (a
+// home node serves versions cut by other nodes' configuration).
+func (n *Node) hashOf(v catalog.Version) content.Hash {
+	if v.Hash == "" {
+		return n.cfg.Hash
+	}
+	return content.Hash(v.Hash)
+}
+
+// landed stores a verified chunk, records its CID and builds the manifest
+// when the version's index is complete.
+func (n *Node) landed(ctx context.Context, v catalog.Version, i int64, sum cid.Cid, data []byte) {
 	n.keep(ctx, sum, data)
 	known, err := n.cat.PutChunk(ctx, v, i, sum)
 	if err != nil {
 		n.log.Warn("recording chunk failed", "bucket", v.Bucket, "key", v.Key, "chunk", i, "err", err)
-		return data, nil
+		return
 	}
 	if known == v.NumChunks() {
 		if _, err := n.ensureManifest(ctx, v); err != nil {
 			n.log.Warn("building manifest failed", "bucket", v.Bucket, "key", v.Key, "err", err)
 		}
 	}
-	return data, nil
 }
 
 // keep stores a verified chunk; a store that is full or failing only costs
@@ -139,7 +213,9 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64) ([]byte, e
 func (n *Node) keep(ctx context.Context, c cid.Cid, data []byte) {
 	if err := n.store.Put(ctx, c, data); err != nil {
 		n.log.Warn("storing chunk failed", "cid", c, "err", err)
+		return
 	}
+	n.announce(c, true) // as soon as it lands, not after the whole object
 }
 
 // fromOrigin reads exactly req.Len bytes of the chunk, pinned to the
@@ -196,9 +272,12 @@ func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, 
 	if err := n.store.Put(ctx, c, b); err != nil {
 		return cid.Undef, fmt.Errorf("node: store manifest: %w", err)
 	}
+	n.announce(c, true)
 	if err := n.cat.SetManifest(ctx, v, c); err != nil {
 		return cid.Undef, err
 	}
+	n.publish(routing.ManifestRecord{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
+		ChunkSize: v.ChunkSize, Hash: v.Hash, Manifest: c, Timestamp: n.now()})
 	return c, nil
 }
 

@@ -43,6 +43,14 @@ func (n *Node) fresh(o catalog.Object) bool {
 // head resolves bucket/key to its current version's metadata. Errors are
 // package origin's or catalog's (mapped by the exported callers).
 func (n *Node) head(ctx context.Context, bucket, key string) (catalog.Object, error) {
+	return n.headAt(ctx, bucket, key, false)
+}
+
+// headAt is head; asHome marks a request received as the key's home node
+// (PeerHandler.Meta), which asks the origin itself rather than another
+// home. As for chunks (see chunkAt), requests that will not forward share
+// one flight per key.
+func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (catalog.Object, error) {
 	if bucket == "" {
 		return catalog.Object{}, fmt.Errorf("empty bucket: %w", origin.ErrInvalidArgument)
 	}
@@ -60,8 +68,12 @@ func (n *Node) head(ctx context.Context, bucket, key string) (catalog.Object, er
 		n.log.Warn("catalog read failed; asking origin", "bucket", bucket, "key", key, "err", err)
 	}
 	n.m.metaMisses.Add(1)
-	o, shared, err := n.heads.Do(ctx, k, func(ctx context.Context) (catalog.Object, error) {
-		return n.revalidate(ctx, bucket, key)
+	fk, forward := k, n.cl != nil
+	if n.cl != nil && (asHome || n.isHome(metaSeed(bucket, key))) {
+		fk, forward = homeFlight+k, false
+	}
+	o, shared, err := n.heads.Do(ctx, fk, func(ctx context.Context) (catalog.Object, error) {
+		return n.revalidate(ctx, bucket, key, forward)
 	})
 	if shared {
 		n.m.shared.Add(1)
@@ -73,15 +85,27 @@ func (n *Node) head(ctx context.Context, bucket, key string) (catalog.Object, er
 // ETag refreshes CheckedAt; another ETag is a new version (the old version's
 // chunk index is dropped, its blocks stay content-addressed in the store);
 // NoSuchKey forgets the object; an unreachable origin serves what is cached.
-func (n *Node) revalidate(ctx context.Context, bucket, key string) (catalog.Object, error) {
+// With forward, the key's home nodes are asked before the origin.
+func (n *Node) revalidate(ctx context.Context, bucket, key string, forward bool) (catalog.Object, error) {
 	gen := n.writeGen.Load()
 	old, oerr := n.cat.GetObject(ctx, bucket, key)
 	have := oerr == nil
 	if have && n.fresh(old) { // refreshed by a flight that just finished
 		return old, nil
 	}
-	n.m.heads.Add(1)
-	info, err := n.org.HeadObject(ctx, bucket, key)
+	var (
+		o    catalog.Object
+		info origin.ObjectInfo
+		err  error
+		done bool
+	)
+	if forward {
+		o, done, err = n.headFromHome(ctx, bucket, key)
+	}
+	if !done {
+		n.m.heads.Add(1)
+		info, err = n.org.HeadObject(ctx, bucket, key)
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, origin.ErrNotFound):
@@ -98,12 +122,14 @@ func (n *Node) revalidate(ctx context.Context, bucket, key string) (catalog.Obje
 		}
 		return catalog.Object{}, err
 	}
-	if info.Size < 0 {
-		return catalog.Object{}, fmt.Errorf("origin reported size %d for %s/%s: %w", info.Size, bucket, key, origin.ErrUnavailable)
+	if !done {
+		if info.Size < 0 {
+			return catalog.Object{}, fmt.Errorf("origin reported size %d for %s/%s: %w", info.Size, bucket, key, origin.ErrUnavailable)
+		}
+		o = fromOriginInfo(info)
+		o.Bucket, o.Key = bucket, key
+		o.CheckedAt = n.now()
 	}
-	o := fromOriginInfo(info)
-	o.Bucket, o.Key = bucket, key
-	o.CheckedAt = n.now()
 	if have && (old.ETag != o.ETag || old.Size != o.Size) {
 		n.log.Info("object changed at origin", "bucket", bucket, "key", key, "old", old.ETag, "new", o.ETag)
 		if err := n.cat.DropVersion(ctx, n.version(old.Bucket, old.Key, old.ETag, old.Size)); err != nil {

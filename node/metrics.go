@@ -12,6 +12,12 @@ import (
 // Status and the metrics endpoint read the same numbers.
 type metrics struct {
 	local, peer, origin atomic.Int64 // chunks served, by source
+	home                atomic.Int64 // chunks served by a home node
+	metaHome            atomic.Int64 // metadata answered by a home node
+	manifestsFound      atomic.Int64 // manifests learnt from DHT records
+	manifestsPublished  atomic.Int64 // manifest records published
+	providesQueued      atomic.Int64 // CIDs handed to the router to announce
+	providesFailed      atomic.Int64 // announcements refused or dropped
 	originBytes         atomic.Int64
 	heads               atomic.Int64
 	shared              atomic.Int64
@@ -35,6 +41,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "local"}, &m.local),
 		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "peer"}, &m.peer),
 		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "origin"}, &m.origin),
+		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "home"}, &m.home),
+		counter("home_metadata_total", "Metadata lookups answered by the key's home node instead of the origin.", nil, &m.metaHome),
+		counter("manifest_records_total", "Manifest records, by what happened to them.", prometheus.Labels{"result": "found"}, &m.manifestsFound),
+		counter("manifest_records_total", "Manifest records, by what happened to them.", prometheus.Labels{"result": "published"}, &m.manifestsPublished),
+		counter("provides_total", "Block announcements, by result.", prometheus.Labels{"result": "queued"}, &m.providesQueued),
+		counter("provides_total", "Block announcements, by result.", prometheus.Labels{"result": "failed"}, &m.providesFailed),
 		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &m.originBytes),
 		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),
 		counter("shared_fetches_total", "Chunk or metadata fetches joined by a reader that did not start them (singleflight).", nil, &m.shared),

@@ -59,6 +59,7 @@ type Node struct {
 	org   Origin
 	cat   *catalog.Catalog
 	peers ChunkSource // nil: none
+	cl    *cluster    // nil: not in a cluster
 	log   *slog.Logger
 	now   func() time.Time
 	m     *metrics
@@ -98,11 +99,14 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 	if store == nil || org == nil || cat == nil {
 		return nil, errors.New("node: nil store, origin or catalog")
 	}
-	cfg = cfg.withDefaults()
 	o := options{log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.cluster != nil && cfg.ReadAhead == 0 {
+		cfg.ReadAhead = clusterReadAhead
+	}
+	cfg = cfg.withDefaults()
 	m, err := newMetrics(o.reg)
 	if err != nil {
 		return nil, err
@@ -120,6 +124,14 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 		base:      base,
 		cancel:    cancel,
 		originSem: make(chan struct{}, cfg.MaxOriginFetches),
+	}
+	if o.cluster != nil {
+		cl, err := newCluster(*o.cluster, n)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		n.cl = cl
 	}
 	n.chunks = newFlight[[]byte](base, &n.wg)
 	n.heads = newFlight[catalog.Object](base, &n.wg)
@@ -212,14 +224,17 @@ type Status struct {
 	Memory, Disk blockstore.Stats
 
 	ChunkHits      int64 // chunks served from the local store
-	ChunkPeer      int64 // chunks fetched from peers
+	ChunkPeer      int64 // chunks fetched from peers (providers of a known CID)
+	ChunkHome      int64 // chunks served by their home node
 	ChunkOrigin    int64 // chunks fetched from the origin
 	OriginBytes    int64 // chunk bytes read from the origin
 	OriginHeads    int64 // HEAD requests sent to the origin
 	SharedFetches  int64 // fetches joined by more than one reader
 	StaleServed    int64 // stale metadata served because the origin was down
 	MetadataHits   int64 // HEADs answered from the catalog without the origin
-	MetadataMisses int64 // HEADs that asked the origin
+	MetadataMisses int64 // HEADs that asked the origin (or the key's home node)
+
+	Cluster ClusterStatus // zero without a cluster
 }
 
 // Status reports figures from the catalog, the store and the node's counters.
@@ -241,6 +256,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		Store:          n.store.Stats(),
 		ChunkHits:      m.local.Load(),
 		ChunkPeer:      m.peer.Load(),
+		ChunkHome:      m.home.Load(),
 		ChunkOrigin:    m.origin.Load(),
 		OriginBytes:    m.originBytes.Load(),
 		OriginHeads:    m.heads.Load(),
@@ -248,5 +264,6 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		StaleServed:    m.stale.Load(),
 		MetadataHits:   m.metaHits.Load(),
 		MetadataMisses: m.metaMisses.Load(),
+		Cluster:        n.clusterStatus(),
 	}, nil
 }

@@ -5,6 +5,8 @@
 //	shoal status                          print a running node's status
 //	shoal pin|unpin|prefetch s3://b/p     manage cached prefixes
 //	shoal config [options]                print the effective configuration
+//	shoal swarm-key                       write a new cluster key to stdout
+//	shoal id [--data-dir DIR]             print the node's peer ID
 //	shoal version                         print the version
 //
 // This package only wires: flags + environment + config file -> construct
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		err = cmdNode(ctx, e, rest)
 	case "config":
 		err = cmdConfig(e, rest)
+	case "swarm-key":
+		err = cmdSwarmKey(e, rest)
+	case "id":
+		err = cmdID(e, rest)
 	case "status":
 		err = cmdStatus(ctx, e, rest)
 	case "pin", "unpin", "prefetch":
@@ -96,6 +102,8 @@ func usage(w io.Writer) {
 Usage:
   shoal node [options]              run a node (see 'shoal node --help' for every option)
   shoal config [options]            print the effective configuration as YAML
+  shoal swarm-key                   write a new cluster swarm key to stdout (once per cluster)
+  shoal id [--data-dir DIR]         print the node's peer ID (creating its identity if needed)
   shoal status [--admin ADDR]       print a running node's status (JSON)
   shoal pin s3://bucket/prefix      fetch and pin every object under the prefix
   shoal unpin s3://bucket/prefix    release a pin

@@ -118,10 +118,15 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 		mu.Unlock()
 		cancel(err)
 	}
-	wg.Go(func() { fail("node", p.run(runCtx)) })
+	for _, r := range p.runners {
+		wg.Go(func() { fail(r.name, r.run(runCtx)) })
+	}
 	wg.Go(func() { fail("gateway server", gwSrv.Serve(gwLn)) })
 	wg.Go(func() { fail("admin server", adSrv.Serve(adLn)) })
 
+	if p.cluster != nil {
+		p.cluster.logListening(log)
+	}
 	log.Info("gateway listening", "addr", gwLn.Addr().String(), "anonymous", anonymous)
 	if anonymous {
 		log.Warn("no gateway credentials configured: accepting anonymous requests (loopback listener only)")

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,8 +34,16 @@ const (
 type parts struct {
 	gateway http.Handler
 	admin   admin.Backend
-	run     func(ctx context.Context) error // background work until ctx ends
-	close   func() error                    // releases everything, in reverse order
+	runners []runner     // background work, each until ctx ends
+	cluster *cluster     // nil in single-node mode
+	close   func() error // releases everything, in reverse order
+}
+
+// runner is one long-lived part: Run(ctx) until ctx ends, nil on a normal
+// stop.
+type runner struct {
+	name string
+	run  func(ctx context.Context) error
 }
 
 // gatewayCredentials merges the key pair flags and the credentials file.
@@ -113,8 +124,16 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		mem.Close()
 		return nil, fmt.Errorf("disk tier: %w", err)
 	}
+	// The node is built after the store but must hear of every block that
+	// leaves it (to stop announcing it): bind the hook late.
+	var evicted atomic.Pointer[node.Node]
 	store, err := blockstore.NewTiered(mem, disk, blockstore.TieredConfig{},
-		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg))
+		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg),
+		blockstore.WithOnRemove(func(c cid.Cid) {
+			if n := evicted.Load(); n != nil {
+				n.Evicted(c)
+			}
+		}))
 	if err != nil {
 		mem.Close()
 		disk.Close()
@@ -128,17 +147,39 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	}
 	closers = append(closers, cat.Close)
 
+	var cl *cluster
+	nodeOpts := []node.Option{node.WithLogger(log), node.WithRegisterer(reg)}
+	if c.P2PEnabled() {
+		cl, err = newCluster(ctx, c, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, cl.close)
+		nodeOpts = append(nodeOpts, node.WithCluster(cl.nodeCluster()))
+	}
+
 	n, err := node.New(node.Config{
 		ChunkSize:   int64(c.ChunkSize),
 		Hash:        content.Hash(c.Hash),
 		MetadataTTL: c.MetadataTTL,
 		Immutable:   c.Immutable,
 		ListTTL:     c.ListTTL,
-	}, store, org, cat, node.WithLogger(log), node.WithRegisterer(reg))
+	}, store, org, cat, nodeOpts...)
 	if err != nil {
 		return nil, err
 	}
 	closers = append(closers, n.Close)
+	evicted.Store(n)
+
+	// Index maintenance of the disk tier; the tiered writer runs until Close.
+	runners := []runner{{"disk tier", disk.Run}}
+	if cl != nil {
+		rs, err := cl.runners(c, n, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		runners = append(runners, rs...)
+	}
 
 	gw, err := gateway.New(gateway.Config{
 		Region:         c.GatewayRegion,
@@ -152,16 +193,36 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 
 	return &parts{
 		gateway: gw,
-		admin:   adminBackend{n},
-		run:     disk.Run, // index maintenance; the tiered writer runs until Close
+		admin:   adminBackend{n: n, cluster: cl},
+		runners: runners,
+		cluster: cl,
 		close:   closeAll,
 	}, nil
 }
 
-// adminBackend adapts *node.Node to the admin API.
-type adminBackend struct{ n *node.Node }
+// adminBackend adapts *node.Node (and the P2P side, if any) to the admin API.
+type adminBackend struct {
+	n       *node.Node
+	cluster *cluster // nil in single-node mode
+}
 
-func (a adminBackend) Status(ctx context.Context) (any, error) { return a.n.Status(ctx) }
+// status is /v1/status: the node's figures, plus P2P when it is on.
+type status struct {
+	node.Status
+	P2P *p2pStatus `json:",omitempty"`
+}
+
+func (a adminBackend) Status(ctx context.Context) (any, error) {
+	st, err := a.n.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := status{Status: st}
+	if a.cluster != nil {
+		out.P2P = a.cluster.status()
+	}
+	return out, nil
+}
 
 func (a adminBackend) Pin(ctx context.Context, bucket, prefix string) (any, error) {
 	return a.n.Pin(ctx, bucket, prefix)

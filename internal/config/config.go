@@ -42,6 +42,19 @@ type Config struct {
 	Immutable   []string      `yaml:"immutable"`
 	ListTTL     time.Duration `yaml:"list-ttl"`
 
+	P2PListen         []string      `yaml:"p2p-listen"`
+	SwarmKey          string        `yaml:"swarm-key"`
+	Bootstrap         []string      `yaml:"bootstrap"`
+	MDNS              bool          `yaml:"mdns"`
+	P2PMembership     string        `yaml:"p2p-membership"`
+	P2PUploadLimit    Size          `yaml:"p2p-upload-limit"`
+	P2PDownloadLimit  Size          `yaml:"p2p-download-limit"`
+	P2PConnLow        int           `yaml:"p2p-conn-low"`
+	P2PConnHigh       int           `yaml:"p2p-conn-high"`
+	P2PMaxStreams     int           `yaml:"p2p-max-streams"`
+	ProvideValidity   time.Duration `yaml:"provide-validity"`
+	ReprovideInterval time.Duration `yaml:"reprovide-interval"`
+
 	AdminListen      string `yaml:"admin-listen"`
 	AdminAllowRemote bool   `yaml:"admin-allow-remote"`
 
@@ -153,6 +166,7 @@ func (c *Config) Validate() error {
 			bad("immutable", "%q: want bucket or bucket/prefix", p)
 		}
 	}
+	errs = append(errs, c.validateP2P()...)
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)

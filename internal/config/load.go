@@ -82,9 +82,7 @@ func (f *Flags) Load(lookupEnv func(string) (string, bool)) (*Config, error) {
 		if !ok {
 			continue
 		}
-		if o.List {
-			c.Immutable = nil
-		}
+		o.reset(c)
 		if err := o.set(c, v); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, o.Env(), err)
 		}
@@ -94,9 +92,7 @@ func (f *Flags) Load(lookupEnv func(string) (string, bool)) (*Config, error) {
 		if !ok {
 			continue
 		}
-		if o.List {
-			c.Immutable = nil
-		}
+		o.reset(c)
 		for _, v := range vs {
 			if err := o.set(c, v); err != nil {
 				return nil, fmt.Errorf("%w: --%s: %w", ErrInvalid, o.Name, err)
@@ -143,9 +139,7 @@ func applyYAML(c *Config, data []byte) error {
 		seen[k.Value] = true
 		switch {
 		case v.Kind == yaml.ScalarNode:
-			if o.List {
-				c.Immutable = nil
-			}
+			o.reset(c)
 			val := v.Value
 			if v.Tag == "!!null" {
 				val = ""
@@ -154,7 +148,7 @@ func applyYAML(c *Config, data []byte) error {
 				errs = append(errs, fmt.Errorf("line %d: %s: %w", v.Line, k.Value, err))
 			}
 		case v.Kind == yaml.SequenceNode && o.List:
-			c.Immutable = nil
+			o.reset(c)
 			for _, item := range v.Content {
 				if item.Kind != yaml.ScalarNode {
 					errs = append(errs, fmt.Errorf("line %d: %s: want a list of strings", item.Line, k.Value))
@@ -177,8 +171,10 @@ func (c *Config) WriteYAML(w io.Writer) error {
 	if shown.GatewaySecretKey != "" {
 		shown.GatewaySecretKey = "REDACTED"
 	}
-	if shown.Immutable == nil {
-		shown.Immutable = []string{}
+	for _, l := range []*[]string{&shown.Immutable, &shown.P2PListen, &shown.Bootstrap} {
+		if *l == nil {
+			*l = []string{}
+		}
 	}
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)

@@ -20,11 +20,29 @@ type Option struct {
 	List bool
 	Bool bool
 	set  func(c *Config, v string) error
+	// field is the list a List option accumulates into; a layer that sets
+	// the option (file, environment, flags) replaces the lower layers' list.
+	field func(c *Config) *[]string
+}
+
+// reset clears a list option before a layer sets it.
+func (o Option) reset(c *Config) {
+	if o.field != nil {
+		*o.field(c) = nil
+	}
 }
 
 // Env returns the option's environment variable.
 func (o Option) Env() string {
 	return "SHOAL_" + strings.ToUpper(strings.ReplaceAll(o.Name, "-", "_"))
+}
+
+// list returns the setter of a List option and its field accessor.
+func list(f func(c *Config) *[]string) (func(*Config, string) error, func(*Config) *[]string) {
+	return func(c *Config, v string) error {
+		*f(c) = append(*f(c), splitList(v)...)
+		return nil
+	}, f
 }
 
 func str(f func(c *Config) *string) func(*Config, string) error {
@@ -73,6 +91,13 @@ func integer(f func(c *Config) *int) func(*Config, string) error {
 		*f(c) = n
 		return nil
 	}
+}
+
+// listOption completes a List option accumulating into field.
+func listOption(o Option, field func(c *Config) *[]string) Option {
+	o.List = true
+	o.set, o.field = list(field)
+	return o
 }
 
 // Options returns the table of node options, in help order. Defaults are
@@ -134,12 +159,9 @@ func Options() []Option {
 		{Name: "metadata-ttl", Arg: "DURATION", Default: "30s",
 			Help: "how long object metadata is trusted before it is revalidated at the origin",
 			set:  duration(func(c *Config) *time.Duration { return &c.MetadataTTL })},
-		{Name: "immutable", Arg: "BUCKET/PREFIX", Default: "", List: true,
-			Help: "objects under these bucket/prefixes never change: never revalidated (repeatable or comma list)",
-			set: func(c *Config, v string) error {
-				c.Immutable = append(c.Immutable, splitList(v)...)
-				return nil
-			}},
+		listOption(Option{Name: "immutable", Arg: "BUCKET/PREFIX", Default: "",
+			Help: "objects under these bucket/prefixes never change: never revalidated (repeatable or comma list)"},
+			func(c *Config) *[]string { return &c.Immutable }),
 		{Name: "list-ttl", Arg: "DURATION", Default: "2s",
 			Help: "how long ListObjectsV2 answers are cached",
 			set:  duration(func(c *Config) *time.Duration { return &c.ListTTL })},
@@ -149,6 +171,47 @@ func Options() []Option {
 		{Name: "admin-allow-remote", Bool: true, Default: "false",
 			Help: "allow a non-loopback --admin-listen (the admin API has no authentication)",
 			set:  boolean(func(c *Config) *bool { return &c.AdminAllowRemote })},
+		listOption(Option{Name: "p2p-listen", Arg: "MULTIADDR", Default: "",
+			Help: "libp2p listen multiaddrs, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable or comma list); none: P2P off, single-node mode"},
+			func(c *Config) *[]string { return &c.P2PListen }),
+		{Name: "swarm-key", Arg: "FILE", Default: "",
+			Help: "cluster swarm key file (create one with `shoal swarm-key`); required when --p2p-listen is set",
+			set:  str(func(c *Config) *string { return &c.SwarmKey })},
+		listOption(Option{Name: "bootstrap", Arg: "MULTIADDR", Default: "",
+			Help: "peers to join: /ip4|ip6/.../tcp/N/p2p/ID, or /dns4|dns6|dns/NAME/tcp/PORT re-resolved periodically (repeatable or comma list)"},
+			func(c *Config) *[]string { return &c.Bootstrap }),
+		{Name: "mdns", Bool: true, Default: "false",
+			Help: "discover peers on the local network with mDNS",
+			set:  boolean(func(c *Config) *bool { return &c.MDNS })},
+		{Name: "p2p-membership", Arg: "MODE", Default: "auth",
+			Help: "how peers prove the swarm key: auth (HMAC after the TLS handshake) or pnet (libp2p private network)",
+			set:  str(func(c *Config) *string { return &c.P2PMembership })},
+		{Name: "p2p-upload-limit", Arg: "SIZE", Default: "0",
+			Help: "bytes per second served to peers, all together (0: unlimited)",
+			set:  size(func(c *Config) *Size { return &c.P2PUploadLimit })},
+		{Name: "p2p-download-limit", Arg: "SIZE", Default: "0",
+			Help: "bytes per second fetched from peers, all together (0: unlimited)",
+			set:  size(func(c *Config) *Size { return &c.P2PDownloadLimit })},
+		// 100/400: enough connections to exchange chunks with every node of
+		// a cluster of a few hundred without holding thousands idle.
+		{Name: "p2p-conn-low", Arg: "N", Default: "100",
+			Help: "connection manager low water mark (connections kept when trimming)",
+			set:  integer(func(c *Config) *int { return &c.P2PConnLow })},
+		{Name: "p2p-conn-high", Arg: "N", Default: "400",
+			Help: "connection manager high water mark (trimming starts above it)",
+			set:  integer(func(c *Config) *int { return &c.P2PConnHigh })},
+		// 1024: bulk transfer opens many parallel chunk streams to one peer.
+		{Name: "p2p-max-streams", Arg: "N", Default: "1024",
+			Help: "concurrent libp2p streams per peer",
+			set:  integer(func(c *Config) *int { return &c.P2PMaxStreams })},
+		// 45m/15m: a chunk is re-announced three times per validity period,
+		// so an evicted chunk or a dead node stops being advertised within the hour.
+		{Name: "provide-validity", Arg: "DURATION", Default: "45m",
+			Help: "how long other nodes keep this node's provider records",
+			set:  duration(func(c *Config) *time.Duration { return &c.ProvideValidity })},
+		{Name: "reprovide-interval", Arg: "DURATION", Default: "15m",
+			Help: "how often every held chunk is re-announced (must be below --provide-validity)",
+			set:  duration(func(c *Config) *time.Duration { return &c.ReprovideInterval })},
 		{Name: "log-level", Arg: "LEVEL", Default: "info",
 			Help: "debug, info, warn or error",
 			set:  str(func(c *Config) *string { return &c.LogLevel })},

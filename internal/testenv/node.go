@@ -53,6 +53,17 @@ type NodeOptions struct {
 	// AccessKey/SecretKey configure gateway credentials (SigV4 required);
 	// empty means anonymous access on loopback.
 	AccessKey, SecretKey string
+	// SwarmKeyFile turns P2P on: the node joins the cluster of this key
+	// (see NewSwarmKey). P2PListen then defaults to /ip4/127.0.0.1/tcp/0.
+	SwarmKeyFile string
+	P2PListen    []string
+	// Bootstrap lists peers to join (--bootstrap).
+	Bootstrap []string
+	// Membership is "auth" or "pnet" (empty: the node's default).
+	Membership string
+	// ProvideValidity and ReprovideInterval shorten the DHT's announcement
+	// cycle for tests (zero: the node's defaults).
+	ProvideValidity, ReprovideInterval time.Duration
 	// ExtraArgs are appended to `shoal node`.
 	ExtraArgs []string
 	// Env holds extra KEY=VALUE environment entries.
@@ -66,6 +77,9 @@ type Node struct {
 	GatewayAddr string // host:port
 	AdminAddr   string // host:port
 	Endpoint    string // http://GatewayAddr
+	// P2P identity and addresses (with /p2p/<PeerID>) when P2P is on.
+	PeerID   string
+	P2PAddrs []string
 
 	t   testing.TB
 	bin string
@@ -105,6 +119,27 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 	return n
 }
 
+// p2pListen is where the P2P side listens: the configured addresses on the
+// first start, the addresses it bound before on a restart (so peers that
+// knew it find it again).
+func (n *Node) p2pListen() []string {
+	if n.Opts.SwarmKeyFile == "" && len(n.Opts.P2PListen) == 0 {
+		return nil
+	}
+	if len(n.P2PAddrs) > 0 {
+		var out []string
+		for _, a := range n.P2PAddrs {
+			base, _, _ := strings.Cut(a, "/p2p/")
+			out = append(out, base)
+		}
+		return out
+	}
+	if len(n.Opts.P2PListen) > 0 {
+		return n.Opts.P2PListen
+	}
+	return []string{"/ip4/127.0.0.1/tcp/0"}
+}
+
 func (n *Node) args(gw, adm string) []string {
 	o := n.Opts
 	a := []string{"node",
@@ -134,6 +169,20 @@ func (n *Node) args(gw, adm string) []string {
 	}
 	add("--gateway-access-key", o.AccessKey)
 	add("--gateway-secret-key", o.SecretKey)
+	for _, l := range n.p2pListen() {
+		add("--p2p-listen", l)
+	}
+	add("--swarm-key", o.SwarmKeyFile)
+	for _, b := range o.Bootstrap {
+		add("--bootstrap", b)
+	}
+	add("--p2p-membership", o.Membership)
+	if o.ProvideValidity != 0 {
+		add("--provide-validity", o.ProvideValidity.String())
+	}
+	if o.ReprovideInterval != 0 {
+		add("--reprovide-interval", o.ReprovideInterval.String())
+	}
 	return append(a, o.ExtraArgs...)
 }
 
@@ -161,7 +210,15 @@ func (n *Node) env() []string {
 var (
 	gatewayLine = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
 	adminLine   = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
+	p2pLine     = regexp.MustCompile(`msg="p2p listening" peer=(\S+) addrs=(\S+)`)
 )
+
+// startLines is what a starting node logs about where it listens.
+type startLines struct {
+	gateway, admin string
+	peer           string
+	p2pAddrs       []string
+}
 
 func (n *Node) start(t testing.TB, gw, adm string) {
 	t.Helper()
@@ -177,28 +234,32 @@ func (n *Node) start(t testing.TB, gw, adm string) {
 		t.Fatalf("testenv: start shoal: %v", err)
 	}
 	done := make(chan struct{})
-	addrs := make(chan [2]string, 1)
+	addrs := make(chan startLines, 1)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		var g, a string
+		var sl startLines
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			n.log.Write([]byte(line + "\n"))
+			// The p2p line comes before the gateway and admin lines.
+			if m := p2pLine.FindStringSubmatch(line); m != nil {
+				sl.peer, sl.p2pAddrs = m[1], strings.Split(m[2], ",")
+			}
 			if m := gatewayLine.FindStringSubmatch(line); m != nil {
-				g = m[1]
+				sl.gateway = m[1]
 			}
 			if m := adminLine.FindStringSubmatch(line); m != nil {
-				a = m[1]
+				sl.admin = m[1]
 			}
-			if g != "" && a != "" {
+			if sl.gateway != "" && sl.admin != "" {
 				select {
-				case addrs <- [2]string{g, a}:
+				case addrs <- sl:
 				default:
 				}
-				g, a = "", ""
+				sl = startLines{}
 			}
 		}
 		io.Copy(n.log, stderr) // after an over-long line
@@ -219,8 +280,13 @@ func (n *Node) start(t testing.TB, gw, adm string) {
 	defer deadline.Stop()
 	select {
 	case a := <-addrs:
-		n.GatewayAddr, n.AdminAddr = a[0], a[1]
-		n.Endpoint = "http://" + a[0]
+		n.GatewayAddr, n.AdminAddr = a.gateway, a.admin
+		n.Endpoint = "http://" + a.gateway
+		n.PeerID, n.P2PAddrs = a.peer, a.p2pAddrs
+		if n.p2pListen() != nil && n.PeerID == "" {
+			n.Kill()
+			t.Fatalf("testenv: shoal node with P2P on logged no \"p2p listening\" line\n%s", n.log.String())
+		}
 	case <-done:
 		t.Fatalf("testenv: shoal node exited during start-up: %v\n%s", n.exitError(), n.log.String())
 	case <-deadline.C:

@@ -1,0 +1,240 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/origin"
+)
+
+// The cluster read path: manifests from DHT records, chunks from their
+// providers, and misses sent to home nodes.
+
+// resolveManifest learns v's chunk CIDs from the cluster: the version's
+// manifest record in the DHT names the manifest, which is fetched from its
+// providers, verified, decoded, checked against v and recorded in the
+// catalog. Concurrent calls for one version share one lookup; a miss is
+// remembered for manifestMissTTL.
+func (n *Node) resolveManifest(ctx context.Context, v catalog.Version) error {
+	cl := n.cl
+	id := v.ID()
+	k := string(id[:])
+	if _, ok := cl.missing.get(k); ok {
+		return errNoManifest
+	}
+	_, _, err := cl.lookups.Do(ctx, k, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, n.lookupManifest(ctx, v)
+	})
+	if err != nil && ctx.Err() == nil && n.base.Err() == nil {
+		cl.missing.put(k, struct{}{})
+	}
+	return err
+}
+
+func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
+	if _, err := n.cat.Manifest(ctx, v); err == nil {
+		return nil // learnt by a lookup that just finished
+	}
+	cl := n.cl
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	rec, err := cl.Router.GetManifestRecord(lctx, v.Bucket, v.Key, v.ETag)
+	cancel()
+	if err != nil {
+		return wrapLookup("manifest record", errors.Join(errNoManifest, err))
+	}
+	if rec.Size != v.Size || rec.ChunkSize != v.ChunkSize || rec.Hash != v.Hash {
+		// Published by a node cut with another chunk size or hash: its chunks
+		// are not ours.
+		return fmt.Errorf("node: manifest record of %s/%s is cut %d/%s, want %d/%s: %w",
+			v.Bucket, v.Key, rec.ChunkSize, rec.Hash, v.ChunkSize, v.Hash, errNoManifest)
+	}
+	mc := rec.Manifest
+	if mc.Prefix().Codec != ManifestCodec {
+		return fmt.Errorf("node: manifest record names %s, not a manifest: %w", mc, errNoManifest)
+	}
+	data, err := n.store.Get(ctx, mc)
+	if err != nil {
+		fctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		provs, ferr := cl.Router.FindProviders(fctx, mc, findLimit)
+		cancel()
+		if ferr != nil || len(provs) == 0 {
+			return fmt.Errorf("node: no provider for manifest %s: %w", mc, errors.Join(errNoManifest, ferr))
+		}
+		data, err = cl.Transfer.GetBlock(ctx, mc, provs)
+		if err != nil {
+			return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
+		}
+	}
+	if err := content.Verify(mc, data); err != nil {
+		return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
+	}
+	m, err := DecodeManifest(data)
+	if err != nil {
+		return errors.Join(errNoManifest, err)
+	}
+	if m.Bucket != v.Bucket || m.Key != v.Key || m.ETag != v.ETag || m.Size != v.Size ||
+		m.ChunkSize != v.ChunkSize || string(m.Hash) != v.Hash {
+		return fmt.Errorf("node: manifest %s describes another version: %w", mc, errNoManifest)
+	}
+	for i, c := range m.Chunks {
+		if _, err := n.cat.PutChunk(ctx, v, int64(i), c); err != nil {
+			return fmt.Errorf("node: recording chunk %d of manifest %s: %w", i, mc, err)
+		}
+	}
+	n.keep(ctx, mc, data)
+	if err := n.cat.SetManifest(ctx, v, mc); err != nil {
+		return err
+	}
+	n.m.manifestsFound.Add(1)
+	return nil
+}
+
+// fromProviders fetches a chunk whose CID is known from the peers that
+// announced it, several at once (transfer splits the chunk between them),
+// and verifies it. It reports false when no provider delivered.
+func (n *Node) fromProviders(ctx context.Context, req ChunkRequest) ([]byte, bool) {
+	cl := n.cl
+	c := req.CID
+	fctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	provs, err := cl.Router.FindProviders(fctx, c, findLimit)
+	cancel()
+	if err != nil || len(provs) == 0 {
+		if err != nil && ctx.Err() == nil {
+			n.log.Debug("finding providers failed", "cid", c, "err", err)
+		}
+		return nil, false
+	}
+	data, err := cl.Transfer.GetBlock(ctx, c, provs)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Debug("providers could not deliver", "cid", c, "providers", len(provs), "err", err)
+		}
+		return nil, false
+	}
+	if int64(len(data)) != req.Len || content.Verify(c, data) != nil {
+		n.log.Warn("providers delivered a chunk that does not verify", "cid", c)
+		return nil, false
+	}
+	return data, true
+}
+
+// fromHome asks the chunk's home nodes, in rendezvous order, to serve it
+// (each fetches from the origin if needed, once for the whole cluster). It
+// stops at this node's own place in the order: from there on this node is
+// the home and reads the origin itself. The answer's CID must be the raw
+// CID of the bytes under the version's hash, and equal to req.CID if known.
+func (n *Node) fromHome(ctx context.Context, req ChunkRequest) ([]byte, cid.Cid, bool) {
+	cl := n.cl
+	v := req.Version
+	var key []byte
+	for _, p := range rendezvous(chunkSeed(v, req.Index), cl.self, cl.Members.Members(), homeCandidates) {
+		if p == cl.self {
+			break
+		}
+		if key == nil {
+			key = encodeChunkKey(v, req.Index)
+		}
+		c, data, err := cl.Transfer.Fetch(ctx, p, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, cid.Undef, false
+			}
+			n.log.Debug("home node could not serve chunk", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.Index, "err", err)
+			continue
+		}
+		sum := content.Sum(content.Hash(v.Hash), data)
+		if int64(len(data)) != req.Len || !sum.Equals(c) || (req.CID.Defined() && !sum.Equals(req.CID)) {
+			n.log.Warn("home node sent a chunk that does not verify", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.Index)
+			continue
+		}
+		return data, sum, true
+	}
+	return nil, cid.Undef, false
+}
+
+// metaAnswer is a home node's answer to a metadata request (JSON).
+type metaAnswer struct {
+	// Status is "ok", "nokey" (NoSuchKey) or "nobucket" (NoSuchBucket).
+	Status string          `json:"s"`
+	Object *catalog.Object `json:"o,omitempty"`
+	// Age is how long ago the origin confirmed Object, by the home's clock
+	// (a duration, so clock skew between nodes does not matter).
+	Age time.Duration `json:"a,omitempty"`
+}
+
+const (
+	metaOK       = "ok"
+	metaNoKey    = "nokey"
+	metaNoBucket = "nobucket"
+)
+
+func encodeMetaAnswer(a metaAnswer) ([]byte, error) { return json.Marshal(a) }
+
+// decodeMetaAnswer parses and validates a home's answer for bucket/key.
+func decodeMetaAnswer(b []byte, bucket, key string) (metaAnswer, error) {
+	var a metaAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return metaAnswer{}, fmt.Errorf("node: bad metadata answer: %w", err)
+	}
+	switch a.Status {
+	case metaNoKey, metaNoBucket:
+		return metaAnswer{Status: a.Status}, nil
+	case metaOK:
+	default:
+		return metaAnswer{}, fmt.Errorf("node: bad metadata answer status %q", a.Status)
+	}
+	o := a.Object
+	if o == nil || o.Bucket != bucket || o.Key != key || o.Size < 0 || a.Age < 0 || len(o.ETag) > maxETagLen {
+		return metaAnswer{}, errors.New("node: bad metadata answer: object missing, negative or for another key")
+	}
+	return a, nil
+}
+
+// headFromHome asks bucket/key's home nodes (in rendezvous order, up to
+// this node's own place) for its metadata. ok reports an answer; err is
+// then nil or an authoritative origin.ErrNotFound / origin.ErrNoSuchBucket.
+func (n *Node) headFromHome(ctx context.Context, bucket, key string) (o catalog.Object, ok bool, err error) {
+	cl := n.cl
+	var req []byte
+	for _, p := range rendezvous(metaSeed(bucket, key), cl.self, cl.Members.Members(), homeCandidates) {
+		if p == cl.self {
+			break
+		}
+		if req == nil {
+			req = encodeMetaKey(bucket, key)
+		}
+		b, err := cl.Transfer.Meta(ctx, p, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return catalog.Object{}, false, nil
+			}
+			n.log.Debug("home node could not answer metadata", "home", p, "bucket", bucket, "key", key, "err", err)
+			continue
+		}
+		a, err := decodeMetaAnswer(b, bucket, key)
+		if err != nil {
+			n.log.Warn("home node sent bad metadata", "home", p, "err", err)
+			continue
+		}
+		n.m.metaHome.Add(1)
+		switch a.Status {
+		case metaNoKey:
+			return catalog.Object{}, true, fmt.Errorf("%s/%s (home %s): %w", bucket, key, p, origin.ErrNotFound)
+		case metaNoBucket:
+			return catalog.Object{}, true, fmt.Errorf("%s (home %s): %w", bucket, p, origin.ErrNoSuchBucket)
+		}
+		o := *a.Object
+		o.Metadata = maps.Clone(o.Metadata)
+		o.CheckedAt = n.now().Add(-a.Age)
+		return o, true, nil
+	}
+	return catalog.Object{}, false, nil
+}
