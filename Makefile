@@ -35,9 +35,11 @@ test-integration: build versitygw ## run only the end-to-end tests (real process
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -v ./integration/...
 
-bench: ## run the Go benchmarks of the hot paths; results in .bench/results.txt
+bench: build versitygw ## scenario benchmarks S1/S2 (BENCHMARKS.md) -> .bench/results.json, plus hot-path Go benchmarks -> .bench/micro.txt
 	@mkdir -p .bench
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./blockstore/... ./gateway/... | tee .bench/results.txt
+	SHOAL_BENCH=1 SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test ./bench -run TestScenarios -count=1 -timeout 40m -v | tee .bench/scenarios.txt
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./blockstore/... ./gateway/... ./transfer/... | tee .bench/micro.txt
 
 fuzz: ## run every fuzz target for FUZZTIME (default 20s) each
 	@set -e; for pkg in $$($(GO) list ./...); do \
