@@ -2,12 +2,14 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -249,4 +251,42 @@ func TestClusterIDAndSwarmKeyCommands(t *testing.T) {
 	if p := n.P2P(t); p.PeerID != id || len(p.Addrs) == 0 || !strings.HasSuffix(p.Addrs[0], "/p2p/"+id) {
 		t.Fatalf("status P2P = %+v, want peer %s with /p2p/ addresses", p, id)
 	}
+}
+
+// A peer that stops answering (frozen: its connections stay open, nothing
+// flows, as behind a partition) costs readers a stall timeout, not the
+// read: they get the right bytes from another peer or the origin.
+// frozenReadBound is how long a 4-chunk read may take while a peer hangs:
+// several stall timeouts (2 s each) and DHT lookups, well under the 60 s
+// that would mean a whole-request timeout was waited out.
+const frozenReadBound = 25 * time.Second
+
+func TestClusterFrozenPeer(t *testing.T) {
+	t.Parallel()
+	const size = 4*mib + 99
+	data := randomBytes(size, 107)
+	s, nodes := startS3Cluster(t, "frozen", 3, clusterOpts())
+	s.PutObject(t, "frozen", "obj.bin", data)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	mustGet(t, a.Client(t), "frozen", "obj.bin", data)
+
+	a.Freeze()
+	t.Cleanup(a.Thaw)
+	start := time.Now()
+	// A hung peer must be given up on after the transfer's stall timeout
+	// (seconds), not after a whole-request timeout: the read gets a bound
+	// far above the stall timeout but far below a total timeout.
+	ctx, cancel := context.WithTimeout(ctxT(t), frozenReadBound)
+	defer cancel()
+	got, _, err := get(ctx, b.Client(t), "frozen", "obj.bin", "")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read on B with A frozen (bound %v): err %v, %s", frozenReadBound, err, firstDiff(got, data))
+	}
+	t.Logf("read on B with A (the only holder) frozen took %v; origin %+v", time.Since(start).Round(time.Millisecond), s.Counts())
+	// C reads after B: B holds the object now.
+	s.ResetCounts()
+	mustGet(t, c.Client(t), "frozen", "obj.bin", data)
+	t.Logf("read on C afterwards: origin %+v", s.Counts())
+	a.Thaw()
+	mustGet(t, a.Client(t), "frozen", "obj.bin", data)
 }

@@ -29,6 +29,9 @@ type Transfer interface {
 	GetBlock(ctx context.Context, c cid.Cid, providers []peer.AddrInfo) ([]byte, error)
 	Fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []byte, error)
 	Meta(ctx context.Context, p peer.ID, key []byte) ([]byte, error)
+	// Penalized reports a peer that recently stalled, failed or lied; it
+	// is skipped as a home node until its penalty ends.
+	Penalized(p peer.ID) bool
 }
 
 // Members tells who is in the cluster right now (live peers that speak the
@@ -76,10 +79,13 @@ const (
 	// through one or two dead or failing homes (Gantry's designated puller
 	// bounds the origin at three pulls per digest the same way).
 	homeCandidates = 3
-	// lookupTimeout bounds one DHT lookup (providers or a manifest record);
-	// on loopback or a LAN a lookup takes milliseconds, so hitting this means
-	// the DHT is unhealthy and the next source is better.
-	lookupTimeout = 10 * time.Second
+	// lookupTimeout bounds one DHT lookup (providers or a manifest record).
+	// On loopback or a LAN a lookup takes milliseconds, but one that queries
+	// a hung peer waits for kad-dht's fixed 10 s per-RPC timeout; in a
+	// private LAN cluster an answer not there after a few seconds will not
+	// come, and the lookup returns what it found by then (the router hands
+	// back partial results) so the next source can be tried.
+	lookupTimeout = 3 * time.Second
 	// manifestMissTTL: after a version's manifest record was not found, the
 	// DHT is not asked again for it this long, so the chunks of a cold object
 	// cost one record lookup, not one per chunk. Short, because the record

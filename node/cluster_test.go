@@ -69,10 +69,28 @@ func (m fixedMembers) Members() []peer.ID { return slices.Clone(m.peers) }
 // fakeTransfer answers Fetch and Meta per peer with the given functions and
 // records who was asked.
 type fakeTransfer struct {
-	mu    sync.Mutex
-	asked []peer.ID
-	fetch func(p peer.ID, key []byte) (cid.Cid, []byte, error)
-	meta  func(p peer.ID, key []byte) ([]byte, error)
+	mu        sync.Mutex // guards asked and penalized
+	asked     []peer.ID
+	penalized map[peer.ID]bool
+	fetch     func(p peer.ID, key []byte) (cid.Cid, []byte, error)
+	meta      func(p peer.ID, key []byte) ([]byte, error)
+}
+
+// penalize puts p in the penalty box (as transfer.Client does with a peer
+// that stalled).
+func (f *fakeTransfer) penalize(p peer.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.penalized == nil {
+		f.penalized = make(map[peer.ID]bool)
+	}
+	f.penalized[p] = true
+}
+
+func (f *fakeTransfer) Penalized(p peer.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.penalized[p]
 }
 
 func (f *fakeTransfer) record(p peer.ID) {
@@ -558,5 +576,130 @@ func TestPeerHandler(t *testing.T) {
 	}
 	if _, err := h.Meta(ctx, encodeChunkKey(v, 0)); !errors.Is(err, ErrBadKey) {
 		t.Errorf("Meta of a chunk key: %v", err)
+	}
+}
+
+// TestHomeSkipsPenalizedPeers: members in the transfer client's penalty box
+// (a hung peer keeps its connections, so it stays a member) are left out
+// of home selection, as if they had left: each chunk goes to the first
+// home of the order without them, and this node reads the origin for the
+// chunks it then comes first for.
+func TestHomeSkipsPenalizedPeers(t *testing.T) {
+	others := testPeers(5)
+	e := newClusterEnv(t, others)
+	bad := others[:2]
+	for _, p := range bad {
+		e.tr.penalize(p)
+	}
+	data := randBytes(30*cs, 15)
+	e.org.set("b", "k", data)
+	v := e.n.version("b", "k", etagOf(data), int64(len(data)))
+	e.tr.fetch = func(p peer.ID, key []byte) (cid.Cid, []byte, error) {
+		_, i, err := decodeChunkKey(key)
+		if err != nil {
+			return cid.Undef, nil, err
+		}
+		b := data[i*cs : (i+1)*cs]
+		return content.Sum(content.SHA256, b), b, nil
+	}
+	mustGet(t, e.n, "k", data)
+
+	healthy := others[2:]
+	var wantAsked []peer.ID
+	wantOrigin := 0
+	for i := range int64(30) {
+		first := rendezvous(chunkSeed(v, i), e.self, healthy, 1)[0]
+		if first == e.self {
+			wantOrigin++
+			continue
+		}
+		wantAsked = append(wantAsked, first)
+	}
+	// The test data must have chunks whose unfiltered first home is a
+	// penalized peer, or it proves nothing.
+	skipped := 0
+	for i := range int64(30) {
+		if slices.Contains(bad, rendezvous(chunkSeed(v, i), e.self, others, 1)[0]) {
+			skipped++
+		}
+	}
+	if skipped == 0 || wantOrigin == 0 {
+		t.Fatalf("test data does not exercise skipping (%d chunks homed on penalized peers, %d on self)", skipped, wantOrigin)
+	}
+	var chunkAsks []peer.ID
+	for _, p := range e.tr.calls() {
+		if slices.Contains(bad, p) {
+			t.Fatalf("penalized peer %s was asked", p)
+		}
+		chunkAsks = append(chunkAsks, p)
+	}
+	// Chunk requests plus the one metadata miss (its homes all fail).
+	metaAsked := 0
+	for _, p := range rendezvous(metaSeed("b", "k"), e.self, healthy, homeCandidates) {
+		if p == e.self {
+			break
+		}
+		metaAsked++
+	}
+	if got, want := len(chunkAsks), len(wantAsked)+metaAsked; got != want {
+		t.Errorf("%d home requests, want %d", got, want)
+	}
+	if g := e.org.count("GetRange"); g != wantOrigin {
+		t.Errorf("origin GETs %d, want %d", g, wantOrigin)
+	}
+}
+
+// TestStalledHomeIsSkippedAfterwards: a home that stalls is penalized by
+// the transfer client; the next read does not ask it again.
+func TestStalledHomeIsSkippedAfterwards(t *testing.T) {
+	others := testPeers(3)
+	e := newClusterEnv(t, others)
+	hung := others[0]
+	serve := func(data []byte) func(p peer.ID, key []byte) (cid.Cid, []byte, error) {
+		return func(p peer.ID, key []byte) (cid.Cid, []byte, error) {
+			if p == hung {
+				e.tr.penalize(p) // what transfer.Client does on a stall
+				return cid.Undef, nil, fmt.Errorf("fetch: %w", transfer.ErrStalled)
+			}
+			_, i, err := decodeChunkKey(key)
+			if err != nil {
+				return cid.Undef, nil, err
+			}
+			b := data[i*cs : (i+1)*cs]
+			return content.Sum(content.SHA256, b), b, nil
+		}
+	}
+	// Find an object with a chunk homed on the hung peer.
+	var first, second []byte
+	homedOnHung := func(key string, d []byte) bool {
+		v := e.n.version("b", key, etagOf(d), int64(len(d)))
+		for i := range v.NumChunks() {
+			if rendezvous(chunkSeed(v, i), e.self, others, 1)[0] == hung {
+				return true
+			}
+		}
+		return false
+	}
+	for seed := uint64(100); first == nil || second == nil; seed++ {
+		d := randBytes(4*cs, seed)
+		switch {
+		case first == nil && homedOnHung("first", d):
+			first = d
+		case first != nil && homedOnHung("second", d):
+			second = d
+		}
+	}
+	e.org.set("b", "first", first)
+	e.tr.fetch = serve(first)
+	mustGet(t, e.n, "first", first)
+	if !slices.Contains(e.tr.calls(), hung) {
+		t.Fatal("the hung home was never asked: the test proves nothing")
+	}
+	before := len(e.tr.calls())
+	e.org.set("b", "second", second)
+	e.tr.fetch = serve(second)
+	mustGet(t, e.n, "second", second)
+	if slices.Contains(e.tr.calls()[before:], hung) {
+		t.Error("a penalized home was asked again")
 	}
 }

@@ -87,6 +87,24 @@ func rendezvous(seed []byte, self peer.ID, members []peer.ID, k int) []peer.ID {
 	return out
 }
 
+// homeMembers returns the members eligible as home nodes now: the live
+// members the transfer client has not penalized. A member that just
+// stalled, failed or lied (a hung or partitioned peer keeps its
+// connections open, so it stays in the member list) is passed over for the
+// penalty as if it had left: the next candidate in rendezvous order takes
+// its place, instead of every request for its chunks waiting out a stall
+// on it first.
+func (cl *cluster) homeMembers() []peer.ID {
+	members := cl.Members.Members()
+	out := make([]peer.ID, 0, len(members))
+	for _, p := range members {
+		if !cl.Transfer.Penalized(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // chunkSeed is a chunk's rendezvous seed: version ID || index (big endian).
 func chunkSeed(v catalog.Version, i int64) []byte { return []byte(flightKey(v, i)) }
 

@@ -129,13 +129,16 @@ func (n *Node) fromProviders(ctx context.Context, req ChunkRequest) ([]byte, boo
 // fromHome asks the chunk's home nodes, in rendezvous order, to serve it
 // (each fetches from the origin if needed, once for the whole cluster). It
 // stops at this node's own place in the order: from there on this node is
-// the home and reads the origin itself. The answer's CID must be the raw
+// the home and reads the origin itself. Penalized members are left out of
+// the order (see homeMembers); a home that stalls costs the transfer
+// client's stall timeout (it sends keep-alives while it works) and is
+// penalized, so the chunks after it skip it. The answer's CID must be the raw
 // CID of the bytes under the version's hash, and equal to req.CID if known.
 func (n *Node) fromHome(ctx context.Context, req ChunkRequest) ([]byte, cid.Cid, bool) {
 	cl := n.cl
 	v := req.Version
 	var key []byte
-	for _, p := range rendezvous(chunkSeed(v, req.Index), cl.self, cl.Members.Members(), homeCandidates) {
+	for _, p := range rendezvous(chunkSeed(v, req.Index), cl.self, cl.homeMembers(), homeCandidates) {
 		if p == cl.self {
 			break
 		}
@@ -204,7 +207,7 @@ func decodeMetaAnswer(b []byte, bucket, key string) (metaAnswer, error) {
 func (n *Node) headFromHome(ctx context.Context, bucket, key string) (o catalog.Object, ok bool, err error) {
 	cl := n.cl
 	var req []byte
-	for _, p := range rendezvous(metaSeed(bucket, key), cl.self, cl.Members.Members(), homeCandidates) {
+	for _, p := range rendezvous(metaSeed(bucket, key), cl.self, cl.homeMembers(), homeCandidates) {
 		if p == cl.self {
 			break
 		}

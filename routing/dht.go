@@ -16,7 +16,6 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	corerouting "github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
 )
@@ -54,6 +53,23 @@ const (
 	DefaultProvideWorkers = 4
 	// DefaultFindLimit is FindProviders' limit when the caller passes <= 0.
 	DefaultFindLimit = 20
+)
+
+// Lookup bounds. kad-dht waits up to 10 s (fixed) for each peer's answer,
+// so a lookup that queries a hung or partitioned peer, which keeps its
+// connection open, lasts that long unless it is cut short.
+const (
+	// findSettle: once FindProviders has a provider, it waits at most this
+	// much longer for more before returning what it has. A lookup in a LAN
+	// cluster finishes in milliseconds; one still running after the settle
+	// is waiting on a peer that does not answer.
+	findSettle = 500 * time.Millisecond
+	// manifestQuorum: GetManifestRecord stops after quorum+1 valid records
+	// (kad-dht counts the local copy, which most nodes hold as one of the k
+	// closest), instead of waiting for every queried peer. Every copy of one
+	// version's record names the same manifest unless nodes cut it with
+	// different chunk sizes, which the node checks anyway.
+	manifestQuorum = 1
 )
 
 // Sentinel errors of the router.
@@ -265,8 +281,10 @@ func translateProvErr(err error) error {
 }
 
 // FindProviders returns up to limit peers (other than this node) that
-// announced c; limit <= 0 means DefaultFindLimit. No providers is an empty
-// slice and no error.
+// announced c; limit <= 0 means DefaultFindLimit. It returns as soon as it
+// has limit providers, the lookup ends, or findSettle after the first
+// provider; when ctx ends it returns the providers found so far (an error
+// only if there are none). No providers is an empty slice and no error.
 func (r *Router) FindProviders(ctx context.Context, c cid.Cid, limit int) ([]peer.AddrInfo, error) {
 	if !c.Defined() {
 		return nil, fmt.Errorf("routing: find providers: undefined cid")
@@ -276,15 +294,33 @@ func (r *Router) FindProviders(ctx context.Context, c cid.Cid, limit int) ([]pee
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var out []peer.AddrInfo
+	var (
+		out    []peer.AddrInfo
+		settle <-chan time.Time
+	)
 	// Ask for one more: this node may be among the providers.
-	for ai := range r.dht.FindProvidersAsync(ctx, c, limit+1) {
-		if ai.ID == r.host.ID() {
-			continue
-		}
-		out = append(out, ai)
-		if len(out) == limit {
-			break
+	found := r.dht.FindProvidersAsync(ctx, c, limit+1)
+collect:
+	for {
+		select {
+		case ai, ok := <-found:
+			if !ok {
+				break collect
+			}
+			if ai.ID == r.host.ID() {
+				continue
+			}
+			out = append(out, ai)
+			if len(out) == limit {
+				break collect
+			}
+			if settle == nil {
+				t := time.NewTimer(findSettle)
+				defer t.Stop()
+				settle = t.C
+			}
+		case <-settle:
+			break collect
 		}
 	}
 	if len(out) == 0 {
@@ -307,15 +343,25 @@ func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) erro
 	return nil
 }
 
-// GetManifestRecord returns the newest manifest record of an object
-// version, or ErrNotFound.
+// GetManifestRecord returns the best manifest record of an object version
+// among the first manifestQuorum+1 found, or ErrNotFound. When ctx ends
+// after a record was found it returns that record.
 func (r *Router) GetManifestRecord(ctx context.Context, bucket, key, etag string) (ManifestRecord, error) {
-	val, err := r.dht.GetValue(ctx, ManifestRecordKey(bucket, key, etag))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	vals, err := r.dht.SearchValue(ctx, ManifestRecordKey(bucket, key, etag), dht.Quorum(manifestQuorum))
 	if err != nil {
-		if errors.Is(err, corerouting.ErrNotFound) {
-			return ManifestRecord{}, fmt.Errorf("routing: manifest %s/%s: %w", bucket, key, ErrNotFound)
-		}
 		return ManifestRecord{}, fmt.Errorf("routing: get manifest record: %w", err)
+	}
+	var val []byte
+	for v := range vals {
+		val = v // each value is better than the last
+	}
+	if val == nil {
+		if err := ctx.Err(); err != nil {
+			return ManifestRecord{}, fmt.Errorf("routing: get manifest record: %w", err)
+		}
+		return ManifestRecord{}, fmt.Errorf("routing: manifest %s/%s: %w", bucket, key, ErrNotFound)
 	}
 	rec, err := DecodeManifestRecord(val)
 	if err != nil {

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
 	"github.com/shoal-cache/shoal/internal/content"
 )
 
@@ -264,5 +268,57 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
 		}
+	}
+}
+
+// TestLookupsWithHungPeer: a peer that keeps its connections open but never
+// answers a DHT query (a frozen process, a partition) must not hold lookups
+// for kad-dht's 10 s per-query timeout: a manifest record this node holds
+// (and another peer confirms) and the providers it knows are returned
+// within a deadline shorter than that timeout.
+func TestLookupsWithHungPeer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	s := newSwarm(t, 3, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner, asker := s.routers[0], s.routers[1]
+	rec := testRecord(time.Unix(1700000000, 0).UTC())
+	if err := owner.PutManifestRecord(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	c := chunkCID(42)
+	if err := owner.Provide(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "provider record reached the asker", func() bool {
+		return s.findableFromAll(t, 0, c)
+	})
+
+	// The owner hangs: its DHT handler reads nothing and answers nothing.
+	// Streams already open are reset, so the asker's next query opens a
+	// new stream and meets the silent handler.
+	kad := protocol.ID(ProtocolPrefix + "/kad/1.0.0")
+	owner.Host().SetStreamHandler(kad, func(st network.Stream) {
+		_, _ = io.Copy(io.Discard, st) // until the asker gives up and resets
+	})
+	for _, conn := range owner.Host().Network().Conns() {
+		for _, st := range conn.GetStreams() {
+			if st.Protocol() == kad {
+				_ = st.Reset()
+			}
+		}
+	}
+	// Shorter than kad-dht's per-query timeout: only an early return passes.
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer lcancel()
+	got, err := asker.GetManifestRecord(lctx, rec.Bucket, rec.Key, rec.ETag)
+	if err != nil || !recordsEqual(got, rec) {
+		t.Fatalf("manifest record with a hung peer: %+v, %v", got, err)
+	}
+	provs, err := asker.FindProviders(lctx, c, 8)
+	if err != nil || !hasProvider(provs, owner.Host().ID()) {
+		t.Fatalf("providers with a hung peer: %v, %v", provs, err)
 	}
 }

@@ -65,6 +65,35 @@ func NewClient(h host.Host, cfg ClientConfig, opts ...Option) (*Client, error) {
 // Peer reports what the client has measured about p.
 func (c *Client) Peer(p peer.ID) PeerInfo { return c.peers.info(p) }
 
+// Penalized reports whether p is in the penalty box now: it recently
+// stalled, failed or sent corrupt data, and callers choosing among peers
+// (home nodes, providers) should pass it over until it leaves.
+func (c *Client) Penalized(p peer.ID) bool {
+	return !c.peers.info(p).PenalizedUntil.IsZero()
+}
+
+// judge penalizes p for the outcome err of a Fetch or Meta: corrupt bytes
+// for CorruptPenalty; a stall, a broken connection or a protocol violation
+// for PenaltyDuration. An answer (not found, busy, a remote error such as
+// the origin failing on the home) or the caller giving up is no fault.
+func (c *Client) judge(ctx context.Context, p peer.ID, op string, err error) {
+	switch {
+	case err == nil, ctx.Err() != nil,
+		errors.Is(err, ErrNotFound), errors.Is(err, ErrBusy), errors.Is(err, ErrRemote):
+	case errors.Is(err, ErrCorrupt):
+		c.metrics.corrupt.Inc()
+		c.peers.penalize(p, c.cfg.CorruptPenalty)
+		c.log.Warn("peer sent corrupt data", "peer", p, "op", op)
+	case errors.Is(err, ErrStalled):
+		c.metrics.stalls.Inc()
+		c.peers.penalize(p, c.cfg.PenaltyDuration)
+		c.log.Info("peer stalled", "peer", p, "op", op)
+	default:
+		c.peers.penalize(p, c.cfg.PenaltyDuration)
+		c.log.Info("peer failed", "peer", p, "op", op, "err", err)
+	}
+}
+
 func (c *Client) acquire(ctx context.Context) (func(), error) {
 	select {
 	case c.slots <- struct{}{}:
@@ -87,10 +116,7 @@ func (c *Client) Fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []b
 	defer release()
 	id, data, err := c.fetch(ctx, p, key)
 	c.metrics.requests.WithLabelValues("fetch", resultLabel(err)).Inc()
-	if errors.Is(err, ErrCorrupt) {
-		c.metrics.corrupt.Inc()
-		c.peers.penalize(p, c.cfg.CorruptPenalty)
-	}
+	c.judge(ctx, p, "fetch", err)
 	if err != nil {
 		return cid.Undef, nil, fmt.Errorf("transfer: fetch from %s: %w", p, err)
 	}
@@ -144,6 +170,7 @@ func (c *Client) Meta(ctx context.Context, p peer.ID, key []byte) ([]byte, error
 		}
 	}
 	c.metrics.requests.WithLabelValues("meta", resultLabel(err)).Inc()
+	c.judge(ctx, p, "meta", err)
 	if err != nil {
 		return nil, fmt.Errorf("transfer: meta from %s: %w", p, err)
 	}
@@ -151,9 +178,10 @@ func (c *Client) Meta(ctx context.Context, p peer.ID, key []byte) ([]byte, error
 }
 
 // open connects to p if needed, opens a stream, sends req and reads the
-// answer header, waiting at most headerTimeout for it. On StatusOK it
-// returns the stream, positioned at the raw bytes; the caller closes it.
-// The stream is reset if ctx ends while it is open.
+// answer header, waiting at most headerTimeout for it in all and at most
+// StallTimeout between keep-alives. On StatusOK it returns the stream,
+// positioned at the raw bytes; the caller closes it. The stream is reset if
+// ctx ends while it is open.
 func (c *Client) open(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, req Request, headerTimeout time.Duration) (network.Stream, Response, error) {
 	if p == c.h.ID() {
 		return nil, Response{}, fmt.Errorf("transfer: refusing to dial self")
@@ -196,8 +224,7 @@ func (c *Client) open(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, req 
 	if err := s.CloseWrite(); err != nil {
 		return fail(err)
 	}
-	_ = s.SetReadDeadline(time.Now().Add(headerTimeout))
-	hdr, err := ReadResponse(s)
+	hdr, err := c.readHeader(s, headerTimeout)
 	if err != nil {
 		return fail(err)
 	}
@@ -211,6 +238,32 @@ func (c *Client) open(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, req 
 		return fail(fmt.Errorf("%w: %q", ErrRemote, hdr.Payload))
 	}
 	return &guardedStream{Stream: s, stop: stop}, hdr, nil
+}
+
+// readHeader reads the answer header from s, skipping keep-alives. Every
+// frame must arrive within StallTimeout of the previous one (a progress
+// timeout: a hung peer is dropped after StallTimeout, however long the
+// handler may legitimately run), and the answer within total.
+func (c *Client) readHeader(s network.Stream, total time.Duration) (Response, error) {
+	capAt := time.Now().Add(total)
+	for {
+		now := time.Now()
+		if !now.Before(capAt) {
+			return Response{}, fmt.Errorf("%w: no answer within %s", ErrStalled, total)
+		}
+		deadline := now.Add(c.cfg.StallTimeout)
+		if deadline.After(capAt) {
+			deadline = capAt
+		}
+		_ = s.SetReadDeadline(deadline)
+		hdr, err := ReadResponse(s)
+		if err != nil {
+			return Response{}, err
+		}
+		if hdr.Status != StatusWorking {
+			return hdr, nil
+		}
+	}
 }
 
 // guardedStream unregisters the context watch when the stream is done.

@@ -27,6 +27,12 @@ type ServerConfig struct {
 	// HandlerTimeout bounds one Handler call (a Fetch may go to the origin).
 	// Default 60s.
 	HandlerTimeout time.Duration
+	// KeepAliveInterval is how often a "working" frame is sent while a
+	// Handler call runs, so the asker can tell a busy server from a hung
+	// one. It must stay well below the clients' StallTimeout. Default
+	// 500ms: a quarter of the default StallTimeout, so one lost or late
+	// frame never trips it, at 11 bytes per frame.
+	KeepAliveInterval time.Duration
 }
 
 // Defaults for ServerConfig.
@@ -34,6 +40,7 @@ const (
 	DefaultServerMaxConcurrent  = 32
 	DefaultServerIdleTimeout    = 10 * time.Second
 	DefaultServerHandlerTimeout = 60 * time.Second
+	DefaultKeepAliveInterval    = 500 * time.Millisecond
 )
 
 // Validate reports a configuration that cannot work.
@@ -51,6 +58,9 @@ func (c ServerConfig) Validate() error {
 	if c.HandlerTimeout < 0 {
 		errs = append(errs, fmt.Errorf("transfer: server HandlerTimeout %s < 0", c.HandlerTimeout))
 	}
+	if c.KeepAliveInterval < 0 {
+		errs = append(errs, fmt.Errorf("transfer: server KeepAliveInterval %s < 0", c.KeepAliveInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -63,6 +73,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = DefaultServerHandlerTimeout
+	}
+	if c.KeepAliveInterval == 0 {
+		c.KeepAliveInterval = DefaultKeepAliveInterval
 	}
 	return c
 }
@@ -82,8 +95,12 @@ type ClientConfig struct {
 	StallTimeout time.Duration
 	// DialTimeout bounds connecting to a provider. Default 5s.
 	DialTimeout time.Duration
-	// FetchTimeout bounds the wait for the answer header of a Fetch or Meta,
-	// during which the home node may be reading from the origin. Default 60s.
+	// FetchTimeout caps the whole wait for the answer header of a Fetch or
+	// Meta, during which the home node may be reading from the origin.
+	// Within it the home must still show progress: a keep-alive frame (see
+	// ServerConfig.KeepAliveInterval) or the answer at least every
+	// StallTimeout, so a hung home costs StallTimeout, not FetchTimeout.
+	// Default 60s.
 	FetchTimeout time.Duration
 	// PenaltyDuration keeps a provider that failed or stalled out of
 	// selection for this long. Default 30s.

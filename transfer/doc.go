@@ -21,4 +21,13 @@
 //	          then, for an OK block/fetch answer, exactly length raw bytes
 //
 // where cid, key and payload are length-prefixed byte strings.
+//
+// Keep-alives: while its Handler runs (a home node may spend seconds reading
+// the origin), the server sends a "working" response (status 4, every field
+// empty: 11 bytes) every KeepAliveInterval, before the one real answer
+// header. The client restarts a StallTimeout timer on every frame and gives
+// the whole wait a generous cap (FetchTimeout), so a busy home is waited for
+// while a hung or partitioned one is dropped, and penalized, after
+// StallTimeout. The bytes of an answer are covered by the same progress
+// timeout.
 package transfer

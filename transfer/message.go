@@ -74,6 +74,12 @@ const (
 	StatusNotFound Status = 1
 	StatusBusy     Status = 2
 	StatusError    Status = 3
+	// StatusWorking is a keep-alive, not an answer: the server is still
+	// running the request's handler (a home node may be reading from the
+	// origin). It carries no field and may be sent any number of times
+	// before the real answer header; the client restarts its stall timer on
+	// each one.
+	StatusWorking Status = 4
 )
 
 func (s Status) String() string {
@@ -86,6 +92,8 @@ func (s Status) String() string {
 		return "busy"
 	case StatusError:
 		return "error"
+	case StatusWorking:
+		return "working"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -105,6 +113,8 @@ type Request struct {
 
 // Response is a response header. For MsgGetBlock and MsgFetch with StatusOK
 // it is followed on the stream by exactly Length raw bytes (no framing).
+// Any number of StatusWorking keep-alives (no fields) may precede the one
+// answer header.
 //
 // Wire layout: version u8, status u8, body length u32 (big endian), body:
 // uvarint-prefixed CID bytes, uvarint size, uvarint offset, uvarint length,
@@ -204,8 +214,11 @@ func decodeRequest(t MsgType, body []byte) (Request, error) {
 
 // AppendResponse appends the encoding of r to dst.
 func AppendResponse(dst []byte, r Response) ([]byte, error) {
-	if r.Status > StatusError {
+	if r.Status > StatusWorking {
 		return dst, fmt.Errorf("%w: unknown status %d", ErrProtocol, r.Status)
+	}
+	if r.Status == StatusWorking && !r.empty() {
+		return dst, fmt.Errorf("%w: keep-alive with fields", ErrProtocol)
 	}
 	if len(r.Payload) > MaxMetaSize {
 		return dst, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrProtocol, len(r.Payload), MaxMetaSize)
@@ -254,7 +267,7 @@ func ReadResponse(r io.Reader) (Response, error) {
 
 func decodeResponse(s Status, body []byte) (Response, error) {
 	resp := Response{Status: s}
-	if s > StatusError {
+	if s > StatusWorking {
 		return resp, fmt.Errorf("%w: unknown status %d", ErrProtocol, s)
 	}
 	d := decoder{b: body}
@@ -279,7 +292,16 @@ func decodeResponse(s Status, body []byte) (Response, error) {
 	if s == StatusError && len(resp.Payload) > maxErrMsg {
 		return resp, fmt.Errorf("%w: error text of %d bytes", ErrProtocol, len(resp.Payload))
 	}
+	if s == StatusWorking && !resp.empty() {
+		return resp, fmt.Errorf("%w: keep-alive with fields", ErrProtocol)
+	}
 	return resp, nil
+}
+
+// empty reports whether r carries no field besides its status (as a
+// keep-alive must).
+func (r Response) empty() bool {
+	return !r.CID.Defined() && r.Size == 0 && r.Offset == 0 && r.Length == 0 && len(r.Payload) == 0
 }
 
 func appendBytes(dst, b []byte) []byte {

@@ -41,6 +41,7 @@ func TestResponseRoundTrip(t *testing.T) {
 		{Status: StatusNotFound},
 		{Status: StatusBusy},
 		{Status: StatusError, Payload: []byte("disk on fire")},
+		{Status: StatusWorking},
 	} {
 		b, err := AppendResponse(nil, r)
 		if err != nil {
@@ -81,6 +82,26 @@ func TestDecodeRejects(t *testing.T) {
 	if _, err := AppendResponse(nil, Response{Status: StatusOK, Size: 10, Offset: 5, Length: 6}); !errors.Is(err, ErrProtocol) {
 		t.Errorf("range past size encoded: %v", err)
 	}
+	for _, r := range []Response{
+		{Status: StatusWorking, Payload: []byte("x")},
+		{Status: StatusWorking, Size: 1},
+		{Status: StatusWorking, CID: testCID},
+		{Status: StatusWorking + 1},
+	} {
+		if _, err := AppendResponse(nil, r); !errors.Is(err, ErrProtocol) {
+			t.Errorf("%+v encoded: %v", r, err)
+		}
+	}
+	// A keep-alive that carries a field is refused on decode too.
+	withField, _ := AppendResponse(nil, Response{Status: StatusOK, Size: 1})
+	withField[1] = byte(StatusWorking)
+	if _, err := ReadResponse(bytes.NewReader(withField)); !errors.Is(err, ErrProtocol) {
+		t.Errorf("keep-alive with a size decoded: %v", err)
+	}
+	ka, _ := AppendResponse(nil, Response{Status: StatusWorking})
+	if len(ka) != 11 {
+		t.Errorf("keep-alive frame is %d bytes, doc.go says 11", len(ka))
+	}
 	bad, _ := AppendResponse(nil, Response{Status: StatusOK, Size: 10, Offset: 5, Length: 5})
 	bad[len(bad)-2] = 6 // length 6 > size-offset
 	if _, err := ReadResponse(bytes.NewReader(bad)); !errors.Is(err, ErrProtocol) {
@@ -119,6 +140,7 @@ func FuzzReadResponse(f *testing.F) {
 		{Status: StatusOK, Payload: []byte("meta")},
 		{Status: StatusError, Payload: []byte("x")},
 		{Status: StatusBusy},
+		{Status: StatusWorking},
 	} {
 		b, _ := AppendResponse(nil, r)
 		f.Add(b)
@@ -129,6 +151,9 @@ func FuzzReadResponse(f *testing.F) {
 			return
 		}
 		if r.Offset > r.Size || r.Length > r.Size-r.Offset || len(r.Payload) > MaxMetaSize {
+			t.Fatalf("decoder let through %+v", r)
+		}
+		if r.Status > StatusWorking || r.Status == StatusWorking && !r.empty() {
 			t.Fatalf("decoder let through %+v", r)
 		}
 		enc, err := AppendResponse(nil, r)

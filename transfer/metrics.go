@@ -7,9 +7,10 @@ import (
 )
 
 type serverMetrics struct {
-	bytesSent prometheus.Counter
-	requests  *prometheus.CounterVec // type, result
-	inflight  prometheus.Gauge
+	bytesSent  prometheus.Counter
+	requests   *prometheus.CounterVec // type, result
+	inflight   prometheus.Gauge
+	keepAlives prometheus.Counter
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -26,8 +27,12 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 			Namespace: "shoal", Subsystem: "transfer", Name: "server_inflight",
 			Help: "Requests being served now.",
 		}),
+		keepAlives: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "shoal", Subsystem: "transfer", Name: "keepalives_sent_total",
+			Help: "Keep-alive (working) frames sent while a handler ran.",
+		}),
 	}
-	if err := register(reg, m.bytesSent, m.requests, m.inflight); err != nil {
+	if err := register(reg, m.bytesSent, m.requests, m.inflight, m.keepAlives); err != nil {
 		return nil, err
 	}
 	return m, nil

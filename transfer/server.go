@@ -43,6 +43,8 @@ type Server struct {
 	limiter *rate.Limiter // nil: unlimited
 	slots   chan struct{} // bounded concurrent serves
 	ready   chan struct{}
+	// keepAliveFrame is the encoded StatusWorking response.
+	keepAliveFrame []byte
 
 	mu      sync.Mutex // guards ctx, closed, streams; wg.Add happens under it
 	ctx     context.Context
@@ -65,11 +67,16 @@ func NewServer(h host.Host, handler Handler, cfg ServerConfig, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
+	ka, err := AppendResponse(nil, Response{Status: StatusWorking})
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		h: h, handler: handler, cfg: cfg, log: o.logger, metrics: m,
-		slots:   make(chan struct{}, cfg.MaxConcurrent),
-		ready:   make(chan struct{}),
-		streams: make(map[network.Stream]struct{}),
+		slots:          make(chan struct{}, cfg.MaxConcurrent),
+		ready:          make(chan struct{}),
+		keepAliveFrame: ka,
+		streams:        make(map[network.Stream]struct{}),
 	}
 	if cfg.UploadBytesPerSec > 0 {
 		s.limiter = newLimiter(cfg.UploadBytesPerSec)
@@ -170,6 +177,7 @@ func (s *Server) serve(ctx context.Context, st network.Stream) error {
 
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
 	defer cancel()
+	stopKeepAlive := s.keepAlive(hctx, cancel, st)
 	var (
 		c    cid.Cid
 		data []byte
@@ -184,10 +192,15 @@ func (s *Server) serve(ctx context.Context, st network.Stream) error {
 		if err == nil && len(data) > MaxMetaSize {
 			err = fmt.Errorf("meta answer of %d bytes exceeds %d", len(data), MaxMetaSize)
 		}
-		if err == nil {
-			s.metrics.requests.WithLabelValues(typ, "ok").Inc()
-			return s.writeHeader(st, Response{Status: StatusOK, Payload: data})
-		}
+	}
+	if kerr := stopKeepAlive(); kerr != nil {
+		// The asker is gone (its stream is reset): nobody to answer.
+		s.metrics.requests.WithLabelValues(typ, "error").Inc()
+		return kerr
+	}
+	if err == nil && req.Type == MsgMeta {
+		s.metrics.requests.WithLabelValues(typ, "ok").Inc()
+		return s.writeHeader(st, Response{Status: StatusOK, Payload: data})
 	}
 	if err != nil {
 		s.metrics.requests.WithLabelValues(typ, resultLabel(err)).Inc()
@@ -208,6 +221,43 @@ func (s *Server) serve(ctx context.Context, st network.Stream) error {
 	err = s.writeBody(ctx, st, data[off:off+n])
 	s.metrics.requests.WithLabelValues(typ, resultLabel(err)).Inc()
 	return err
+}
+
+// keepAlive sends a StatusWorking frame on st every KeepAliveInterval
+// until the returned stop function is called, so that the asker can tell a
+// busy handler from a hung peer. A failed write means the asker left: the
+// handler's context is cancelled (cancel) and stop returns the error. stop
+// waits for the sender to finish, so the caller owns the stream's writes
+// again when it returns.
+func (s *Server) keepAlive(ctx context.Context, cancel context.CancelFunc, st network.Stream) (stop func() error) {
+	quit := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(s.cfg.KeepAliveInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				done <- nil
+				return
+			case <-ctx.Done():
+				done <- nil
+				return
+			case <-t.C:
+			}
+			_ = st.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			if _, err := st.Write(s.keepAliveFrame); err != nil {
+				cancel()
+				done <- fmt.Errorf("transfer: keep-alive: %w", err)
+				return
+			}
+			s.metrics.keepAlives.Inc()
+		}
+	}()
+	return func() error {
+		close(quit)
+		return <-done
+	}
 }
 
 func errorResponse(err error) Response {

@@ -357,6 +357,23 @@ func (n *Node) Kill() {
 	<-done
 }
 
+// Freeze stops the node's processes with SIGSTOP: its sockets stay open but
+// nothing answers, as with a hung peer or one behind a network partition.
+// Thaw resumes it; cleanup kills a frozen node as any other.
+func (n *Node) Freeze() { n.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen node with SIGCONT.
+func (n *Node) Thaw() { n.signal(syscall.SIGCONT) }
+
+func (n *Node) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, sig)
+	}
+}
+
 // Stop sends SIGTERM and waits for the process to exit; it returns an error
 // if the node exited non-zero or had to be killed. Stopping a stopped node
 // is a no-op.
