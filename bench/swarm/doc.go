@@ -1,0 +1,58 @@
+// Package swarm owns Shoal's multi-node benchmark scenarios S3 and S4 of the
+// project's BENCHMARKS.md: real `shoal node` processes, each in its own Linux
+// network namespace, joined through a bridge by veth links that tc shapes to
+// a rate B in both directions (tbf; netem is not available here), in front
+// of a real S3-compatible origin (versitygw) in a namespace of its own whose
+// link is shaped the same way.
+//
+// The package holds the lab (namespaces, bridge, veth pairs, tc: lab.go;
+// sockets opened inside a namespace: netns.go), the origin with its
+// counting proxy (origin.go), the node processes (nodes.go), the reader
+// that runs in a node's namespace and times and hashes one GET (reader.go),
+// the scenarios (scenarios.go), the settings (settings.go) and the report
+// (report.go). The scenarios are the test TestSwarmScenarios, which runs only
+// as root with SHOAL_BENCH_SWARM=1:
+//
+//	SHOAL_BENCH_SWARM=1 go test ./bench/swarm -run TestSwarmScenarios -count=1 -timeout 60m -v
+//
+// Environment (all optional):
+//
+//	SHOAL_SWARM_SCENARIOS  comma list: S3, S4 (default S3,S4)
+//	SHOAL_SWARM_NODES      S4 node count N (default 8; 16 and 32 work too)
+//	SHOAL_SWARM_SIZE       S4 object size S (default 256MiB)
+//	SHOAL_SWARM_RATE       S4 link rate B in bits per second: 200mbit, 1gbit, ... (default 200mbit)
+//	SHOAL_SWARM_RUNS       runs per figure, at least 1; medians need 3 (default 3)
+//	SHOAL_SWARM_S3_SIZE    S3 object size (default 1GiB)
+//	SHOAL_SWARM_CHUNK      node chunk size (default: the node's own)
+//	SHOAL_SWARM_NODE_ARGS  extra `shoal node` flags, space separated
+//	SHOAL_SWARM_OUT        JSON results file (default <module root>/.bench/swarm.json)
+//	SHOAL_BIN, SHOAL_VERSITYGW  binaries to use (default: built like the tests do)
+//	SHOAL_IPFS             kubo's ipfs binary for the S3 baseline (default
+//	                       <module root>/bin/ipfs, built there by BuildKubo if
+//	                       missing: several minutes, once); "none" skips kubo
+//
+// S4 per run: the N node namespaces first read the object straight from the
+// origin (presigned GETs, the baseline), then N fresh (cold) nodes start,
+// wait until each sees the other N-1, and all read it through their own
+// gateways at one common instant. Per-node time runs from that instant to
+// the last byte; every body is SHA-256-checked. The origin proxy counts
+// object GETs, distinct ranges and bytes. One iperf3 stream over a shaped
+// link gives the goodput B allows (a little below B: headers).
+//
+// S3 per run: a fresh node B reads the object through its gateway while
+// node A holds it (A read it once through its own gateway); iperf3 (one
+// stream, B receiving) and kubo (`ipfs cat` on B of a file added on A, B's
+// blocks garbage-collected between runs) run between the same two
+// namespaces, on unshaped links.
+//
+// Every run builds a fresh lab and removes it on the way out, success or
+// not; a lab left behind by a crashed run (its lock file no longer held) is
+// removed at the start of the next one. Names carry the prefix "shs<id>-"
+// (namespaces), "shb<id>" (bridge) and addresses are in 10.77.<id>.0/24,
+// which exist only inside the namespaces the lab creates.
+//
+// When the shoal binary has no --p2p-listen flag (a tree without the
+// cluster), S4 still runs with independent nodes, so the lab, the shaping,
+// the origin counting and the baselines can be checked; the report says
+// p2p=false.
+package swarm

@@ -1,0 +1,188 @@
+package swarm
+
+// This file owns the report: the figures of S3 and S4 with their same-run
+// baselines, written as JSON and printed as one summary table.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Stat is the median, min and max of a figure over runs.
+type Stat struct {
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+	Runs   []float64 `json:"runs"`
+}
+
+// NewStat summarises runs (an empty Stat for none).
+func NewStat(runs []float64) Stat {
+	if len(runs) == 0 {
+		return Stat{}
+	}
+	s := slices.Clone(runs)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Stat{Median: med, Min: s[0], Max: s[len(s)-1], Runs: runs}
+}
+
+// S4Run is one S4 run.
+type S4Run struct {
+	// Per-node completion times in seconds, from the common start.
+	NodeSeconds []float64 `json:"node_seconds"`
+	// NodeFirstByte: seconds from the common start to each node's first
+	// byte.
+	NodeFirstByte []float64    `json:"node_first_byte_seconds"`
+	DirectSeconds []float64    `json:"direct_seconds"`
+	Origin        OriginCounts `json:"origin"`
+	DirectOrigin  OriginCounts `json:"direct_origin"`
+	Errors        []string     `json:"errors,omitempty"`
+}
+
+// S4Result is scenario S4.
+type S4Result struct {
+	Nodes    int     `json:"nodes"`
+	Size     int64   `json:"size_bytes"`
+	RateBits int64   `json:"rate_bits"`
+	Chunk    int64   `json:"chunk_bytes"`
+	P2P      bool    `json:"p2p"`
+	LimitSec float64 `json:"limit_seconds"` // S/B
+	// LinkMBps is one TCP stream's goodput over a shaped link (iperf3).
+	LinkMBps   float64 `json:"link_goodput_mb_per_s"`
+	Slowest    Stat    `json:"slowest_seconds"`
+	SlowestX   Stat    `json:"slowest_over_limit"`
+	Mean       Stat    `json:"mean_seconds"`
+	Direct     Stat    `json:"direct_slowest_seconds"`
+	OriginX    Stat    `json:"origin_bytes_over_size"`
+	ReqPerChnk Stat    `json:"origin_gets_per_chunk"`
+	Errors     int     `json:"errors"`
+	RunsDetail []S4Run `json:"runs"`
+}
+
+// S3Result is scenario S3.
+type S3Result struct {
+	Size       int64    `json:"size_bytes"`
+	P2P        bool     `json:"p2p"`
+	Shoal      Stat     `json:"shoal_mb_per_s"`
+	TCP        Stat     `json:"iperf3_mb_per_s"`
+	Kubo       *Stat    `json:"kubo_mb_per_s,omitempty"`
+	KuboNote   string   `json:"kubo_note,omitempty"`
+	OriginB    Stat     `json:"origin_bytes_during_b_read"`
+	OfTCP      float64  `json:"shoal_over_tcp"`
+	OverKubo   float64  `json:"shoal_over_kubo,omitempty"`
+	Errors     int      `json:"errors"`
+	ErrorsText []string `json:"error_texts,omitempty"`
+}
+
+// Report is one harness run.
+type Report struct {
+	When    time.Time `json:"when"`
+	NumCPU  int       `json:"nproc"`
+	Go      string    `json:"go_version"`
+	Kernel  string    `json:"kernel,omitempty"`
+	Command string    `json:"command"`
+	S4      *S4Result `json:"s4,omitempty"`
+	S3      *S3Result `json:"s3,omitempty"`
+	Notes   []string  `json:"notes,omitempty"`
+}
+
+// NewReport starts a report of this machine.
+func NewReport(command string) *Report {
+	r := &Report{When: time.Now().UTC(), NumCPU: runtime.NumCPU(), Go: runtime.Version(), Command: command}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		r.Kernel = strings.TrimSpace(string(b))
+	}
+	return r
+}
+
+// WriteJSON writes the report to path, creating its directory.
+func (r *Report) WriteJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// Table renders the summary: one line per figure with median [min..max],
+// its baseline and target.
+func (r *Report) Table() string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "scenario\tfigure\tmedian [min..max]\tbaseline (same run)\ttarget\tmet")
+	st := func(s Stat, unit string) string {
+		return fmt.Sprintf("%.3g %s [%.3g..%.3g]", s.Median, unit, s.Min, s.Max)
+	}
+	if s := r.S4; s != nil {
+		id := fmt.Sprintf("S4 N=%d S=%s B=%s p2p=%v", s.Nodes, sizeString(s.Size), rateString(s.RateBits), s.P2P)
+		fmt.Fprintf(w, "%s\tslowest node\t%s\tS/B = %.3g s; direct from origin %s\t<= 1.25 x S/B\t%s\n",
+			id, st(s.Slowest, "s"), s.LimitSec, st(s.Direct, "s"), verdict(s.Errors == 0 && s.SlowestX.Median <= 1.25))
+		fmt.Fprintf(w, "%s\tslowest / (S/B)\t%s\t\t<= 1.25\t%s\n", id, st(s.SlowestX, "x"), verdict(s.SlowestX.Median <= 1.25))
+		fmt.Fprintf(w, "%s\tmean node\t%s\tone TCP stream on a link: %.3g MB/s (B = %.3g MB/s)\t\t\n",
+			id, st(s.Mean, "s"), s.LinkMBps, float64(s.RateBits)/8e6)
+		fmt.Fprintf(w, "%s\torigin bytes / S\t%s\t\t<= 1.02\t%s\n", id, st(s.OriginX, "x"), verdict(s.OriginX.Median <= 1.02))
+		fmt.Fprintf(w, "%s\torigin GETs / chunk\t%s\t\t~1\t%s\n", id, st(s.ReqPerChnk, ""), verdict(s.ReqPerChnk.Median <= 1.1))
+		fmt.Fprintf(w, "%s\tread errors\t%d\t\t0\t%s\n", id, s.Errors, verdict(s.Errors == 0))
+	}
+	if s := r.S3; s != nil {
+		id := fmt.Sprintf("S3 S=%s p2p=%v", sizeString(s.Size), s.P2P)
+		kubo := "kubo: " + s.KuboNote
+		if s.Kubo != nil {
+			kubo = "kubo " + st(*s.Kubo, "MB/s")
+		}
+		fmt.Fprintf(w, "%s\tB reads cold\t%s\tiperf3 %s; %s\t>= 20%% TCP, >= 10x kubo\t%s\n",
+			id, st(s.Shoal, "MB/s"), st(s.TCP, "MB/s"), kubo,
+			verdict(s.Errors == 0 && s.OfTCP >= 0.2 && (s.Kubo == nil || s.OverKubo >= 10)))
+		fmt.Fprintf(w, "%s\tshoal / iperf3\t%.3g\t\t>= 0.2\t%s\n", id, s.OfTCP, verdict(s.OfTCP >= 0.2))
+		if s.Kubo != nil {
+			fmt.Fprintf(w, "%s\tshoal / kubo\t%.3g\t\t>= 10\t%s\n", id, s.OverKubo, verdict(s.OverKubo >= 10))
+		}
+		fmt.Fprintf(w, "%s\torigin bytes during B's read\t%s\t\t0\t%s\n", id, st(s.OriginB, "B"), verdict(s.OriginB.Max == 0))
+	}
+	w.Flush()
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	return b.String()
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func rateString(bits int64) string {
+	switch {
+	case bits >= 1e9 && bits%1e9 == 0:
+		return fmt.Sprintf("%dgbit", bits/1e9)
+	case bits >= 1e6 && bits%1e6 == 0:
+		return fmt.Sprintf("%dmbit", bits/1e6)
+	}
+	return fmt.Sprintf("%dbit", bits)
+}

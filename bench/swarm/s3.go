@@ -1,0 +1,182 @@
+package swarm
+
+// This file owns scenario S3: node A holds an object (read once through
+// it), node B reads it cold through its gateway; baselines between the same
+// two namespaces on an unshaped link: iperf3 (one TCP stream) and kubo
+// (`ipfs cat` between two daemons).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// iperfPort is iperf3's port inside host A's namespace.
+const iperfPort = "5201"
+
+// RunS3 runs scenario S3 s.Runs times.
+func RunS3(ctx context.Context, env Env, s Settings, rep *Report) (*S3Result, error) {
+	log := env.Log.With("scenario", "S3")
+	p2p, err := SupportsP2P(ctx, env.ShoalBin)
+	if err != nil {
+		return nil, err
+	}
+	if !p2p {
+		rep.Notes = append(rep.Notes, "S3: the shoal binary has no --p2p-listen: B read from the origin, not from A")
+	}
+	lab, err := NewLab(ctx, LabConfig{Hosts: 3}, env.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer lab.Close()
+	hostA, hostB := lab.Hosts[1], lab.Hosts[2]
+	work := filepath.Join(env.WorkDir, "s3")
+	origin, err := StartOrigin(ctx, lab.Hosts[0], env.VersitygwBin, filepath.Join(work, "origin"), env.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer origin.Close()
+	obj := filepath.Join(work, "object")
+	sum, err := WriteObject(obj, s.S3Size, 3)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(obj)
+	if err := origin.Put(ctx, bucket, "s3/object", obj); err != nil {
+		return nil, err
+	}
+	keyFile, err := writeSwarmKey(work)
+	if err != nil {
+		return nil, err
+	}
+	res := &S3Result{Size: s.S3Size, P2P: p2p}
+	fail := func(f string, a ...any) {
+		res.ErrorsText = append(res.ErrorsText, fmt.Sprintf(f, a...))
+	}
+	timeout := 10 * time.Minute
+	url := []string{"http://" + gatewayAddr + "/" + bucket + "/s3/object"}
+	nodeCfg := func(name string) NodeConfig {
+		return NodeConfig{Bin: env.ShoalBin, DataDir: filepath.Join(work, name), Origin: origin,
+			P2P: p2p, SwarmKeyFile: keyFile, ChunkSize: s.ChunkFlag, ExtraArgs: s.NodeArgs}
+	}
+	a, err := StartNode(ctx, hostA, nodeCfg("nodeA"))
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	warm, _ := readAll(ctx, env, []*Host{hostA}, url, timeout)
+	if e := check(warm[0], s.S3Size, sum); e != "" {
+		return nil, fmt.Errorf("S3: warming A: %s (log %s)", e, a.LogPath)
+	}
+	log.Info("A holds the object", "seconds", warm[0].Seconds())
+
+	var shoal, originB []float64
+	for run := range s.Runs {
+		b, err := StartNode(ctx, hostB, nodeCfg(fmt.Sprintf("nodeB-%d", run+1)))
+		if err != nil {
+			return nil, err
+		}
+		if p2p {
+			if got := waitPeers(ctx, []*Node{b}, 1); got < 1 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("S3 run %d: B saw no peer when its read began", run+1))
+			}
+		}
+		origin.Reset()
+		r, _ := readAll(ctx, env, []*Host{hostB}, url, timeout)
+		oc := origin.Counts()
+		if err := b.Close(); err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("S3 run %d: %v", run+1, err))
+		}
+		if e := check(r[0], s.S3Size, sum); e != "" {
+			fail("run %d: B: %s (log %s)", run+1, e, b.LogPath)
+			continue
+		}
+		if oc.BytesOut > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("S3 run %d: B took %d of %d bytes from the origin, not from A", run+1, oc.BytesOut, s.S3Size))
+		}
+		mbps := float64(s.S3Size) / r[0].Seconds() / 1e6
+		shoal = append(shoal, mbps)
+		originB = append(originB, float64(oc.BytesOut))
+		log.Info("S3 run done", "run", run+1, "mb_per_s", mbps, "origin_bytes", oc.BytesOut)
+		os.RemoveAll(filepath.Join(work, fmt.Sprintf("nodeB-%d", run+1)))
+	}
+	if err := a.Close(); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("S3: %v", err))
+	}
+	res.Shoal, res.OriginB = NewStat(shoal), NewStat(originB)
+
+	var tcp []float64
+	for run := range s.Runs {
+		mbps, err := iperf(ctx, hostA, hostB, "-n", fmt.Sprint(s.S3Size))
+		if err != nil {
+			fail("iperf3 run %d: %v", run+1, err)
+			continue
+		}
+		tcp = append(tcp, mbps)
+	}
+	res.TCP = NewStat(tcp)
+	if res.TCP.Median > 0 {
+		res.OfTCP = res.Shoal.Median / res.TCP.Median
+	}
+
+	if env.IPFSBin == "" {
+		res.KuboNote = "no kubo binary (set SHOAL_IPFS or put ipfs in bin/): baseline not measured"
+	} else {
+		k, err := kuboRuns(ctx, env, hostA, hostB, obj, sum, s.S3Size, s.Runs)
+		if err != nil {
+			res.KuboNote = err.Error()
+			fail("kubo: %v", err)
+		} else {
+			st := NewStat(k)
+			res.Kubo = &st
+			if st.Median > 0 {
+				res.OverKubo = res.Shoal.Median / st.Median
+			}
+		}
+	}
+	res.Errors = len(res.ErrorsText)
+	return res, nil
+}
+
+// iperf measures one TCP stream from A to B (B receives, as it does in S3),
+// of the amount given by amount ("-n", bytes or "-t", seconds), and returns
+// the received rate in MB/s.
+func iperf(ctx context.Context, a, b *Host, amount ...string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	// A persistent server (killed below): with -1 a failed first attempt
+	// would end it.
+	srv := a.Command(ctx, "iperf3", "-s", "-B", a.Addr.String(), "-p", iperfPort)
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { killGroup(srv); _ = srv.Wait() }()
+	var out []byte
+	var err error
+	for range 50 { // until the server listens
+		time.Sleep(100 * time.Millisecond)
+		// -R: the server (A) sends, the client (B) receives.
+		out, err = b.Command(ctx, "iperf3", "-c", a.Addr.String(), "-p", iperfPort, amount[0], amount[1], "-R", "-J").Output()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("iperf3: %v: %.300s", err, out)
+	}
+	var j struct {
+		End struct {
+			SumReceived struct {
+				Bytes         float64 `json:"bytes"`
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &j); err != nil || j.End.SumReceived.BitsPerSecond == 0 {
+		return 0, fmt.Errorf("iperf3 output: %v: %.200s", err, out)
+	}
+	return j.End.SumReceived.BitsPerSecond / 8 / 1e6, nil
+}

@@ -1,0 +1,195 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTBF(t *testing.T) {
+	// 200 Mbit/s = 25 MB/s; 4 ms of it is 100 kB.
+	if got := TBFBurst(200e6); got != 100_000 {
+		t.Fatalf("burst at 200mbit: %d", got)
+	}
+	if got := TBFBurst(2e6); got != minBurst {
+		t.Fatalf("burst at 2mbit: %d, want the floor %d", got, minBurst)
+	}
+	got := tbfArgs("shs1-2", "eth0", 200e6)
+	want := []string{"tc", "-n", "shs1-2", "qdisc", "replace", "dev", "eth0", "root", "tbf",
+		"rate", "200000000bit", "burst", "100000", "latency", tbfLatency}
+	if !slices.Equal(got, want) {
+		t.Fatalf("tbf args:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestLabConfigValidate(t *testing.T) {
+	for _, c := range []LabConfig{{Hosts: 0}, {Hosts: MaxHosts + 1}, {Hosts: 2, RateBits: -1}, {Hosts: 2, RateBits: 1000}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: accepted", c)
+		}
+	}
+	if err := (LabConfig{Hosts: 33, RateBits: 200e6}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if a := HostAddr(7, 0).String(); a != "10.77.7.1" {
+		t.Fatalf("host 0 of lab 7: %s", a)
+	}
+}
+
+func TestWriteObject(t *testing.T) {
+	dir := t.TempDir()
+	p1, p2 := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	s1, err := WriteObject(p1, 3<<20+17, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := WriteObject(p2, 3<<20+17, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p1)
+	sum := sha256.Sum256(data)
+	if len(data) != 3<<20+17 || hex.EncodeToString(sum[:]) != s1 || s1 != s2 {
+		t.Fatalf("size %d, sum %s vs %s vs %s", len(data), hex.EncodeToString(sum[:]), s1, s2)
+	}
+	if s3, _ := WriteObject(p2, 3<<20+17, 10); s3 == s1 {
+		t.Fatal("another seed gave the same bytes")
+	}
+}
+
+func TestReaderMain(t *testing.T) {
+	body := bytes.Repeat([]byte("shoal"), 200_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ok" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(body)
+	}))
+	defer srv.Close()
+	run := func(spec string) ReadResult {
+		t.Helper()
+		var out bytes.Buffer
+		if code := ReaderMain(spec, &out); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		var r ReadResult
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("output %q: %v", out.String(), err)
+		}
+		return r
+	}
+	spec, _ := json.Marshal(ReadSpec{URL: srv.URL + "/ok", StartAt: time.Now().Add(50 * time.Millisecond).UnixNano(), Timeout: time.Minute})
+	r := run(string(spec))
+	sum := sha256.Sum256(body)
+	if r.Err != "" || r.Status != 200 || r.Bytes != int64(len(body)) || r.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("good read: %+v", r)
+	}
+	if check(r, int64(len(body)), hex.EncodeToString(sum[:])) != "" {
+		t.Fatal("check rejected a good read")
+	}
+	if r.FirstByte < r.Start || r.End < r.FirstByte || r.Seconds() <= 0 {
+		t.Fatalf("times out of order: %+v", r)
+	}
+	if check(r, int64(len(body)), strings.Repeat("0", 64)) == "" {
+		t.Fatal("check accepted wrong bytes")
+	}
+	if check(r, int64(len(body))+1, r.SHA256) == "" {
+		t.Fatal("check accepted a short read")
+	}
+
+	spec, _ = json.Marshal(ReadSpec{URL: srv.URL + "/missing"})
+	if r := run(string(spec)); r.Status != 404 || r.Err == "" {
+		t.Fatalf("404: %+v", r)
+	}
+	if r := run("{not json"); !strings.Contains(r.Err, ReaderEnv) {
+		t.Fatalf("bad spec: %+v", r)
+	}
+	if r := run(`{}`); r.Err == "" {
+		t.Fatalf("empty spec: %+v", r)
+	}
+	if r := Read(context.Background(), ReadSpec{URL: "http://127.0.0.1:1/x", Timeout: 5 * time.Second}); r.Err == "" {
+		t.Fatalf("refused: %+v", r)
+	}
+}
+
+func TestFindList(t *testing.T) {
+	var m map[string]any
+	_ = json.Unmarshal([]byte(`{"Node":{"x":1},"P2P":{"PeerID":"a","ConnectedPeers":["b","c"]}}`), &m)
+	if n := findList(m, "ConnectedPeers"); n != 2 {
+		t.Fatalf("got %d", n)
+	}
+	m = nil
+	_ = json.Unmarshal([]byte(`{"P2P":{"ConnectedPeers":null}}`), &m)
+	if n := findList(m, "ConnectedPeers"); n != 0 {
+		t.Fatalf("null list: %d", n)
+	}
+	m = nil
+	_ = json.Unmarshal([]byte(`{"Node":{}}`), &m)
+	if n := findList(m, "ConnectedPeers"); n != -1 {
+		t.Fatalf("no list: %d", n)
+	}
+}
+
+func TestOriginClassify(t *testing.T) {
+	o := &Origin{ranges: map[string]int{}}
+	reqs := []struct{ method, target, rng string }{
+		{"GET", "/b/k", "bytes=0-99"},
+		{"GET", "/b/k", "bytes=0-99"},
+		{"GET", "/b/k", "bytes=100-199"},
+		{"GET", "/b/dir/k", ""},
+		{"HEAD", "/b/k", ""},
+		{"GET", "/b?list-type=2", ""},
+		{"GET", "/b/k?tagging", ""},
+		{"PUT", "/b/k", ""},
+	}
+	for _, r := range reqs {
+		req := httptest.NewRequest(r.method, r.target, nil)
+		if r.rng != "" {
+			req.Header.Set("Range", r.rng)
+		}
+		o.classify(req)
+	}
+	c := o.Counts()
+	want := OriginCounts{GetObject: 4, RangedGet: 3, HeadObject: 1, Other: 3, DistinctRanges: 3, MaxPerRange: 2}
+	if c != want {
+		t.Fatalf("counts %+v, want %+v", c, want)
+	}
+	o.Reset()
+	if c := o.Counts(); c != (OriginCounts{}) {
+		t.Fatalf("after reset: %+v", c)
+	}
+}
+
+func TestReportTableAndJSON(t *testing.T) {
+	r := NewReport("cmd")
+	r.S4 = &S4Result{Nodes: 8, Size: 256 << 20, RateBits: 200e6, P2P: true, LimitSec: 10.7,
+		Slowest: NewStat([]float64{12, 13, 14}), SlowestX: NewStat([]float64{1.12, 1.2, 1.3}),
+		OriginX: NewStat([]float64{1, 1, 1}), ReqPerChnk: NewStat([]float64{1, 1, 1}), Direct: NewStat([]float64{86, 87, 88})}
+	r.S3 = &S3Result{Size: 1 << 30, Shoal: NewStat([]float64{500}), TCP: NewStat([]float64{2000}), OfTCP: 0.25, KuboNote: "none"}
+	tab := r.Table()
+	for _, want := range []string{"S4 N=8 S=256MiB B=200mbit p2p=true", "slowest / (S/B)", "1.2 x [1.12..1.3]", "S3 S=1GiB", "shoal / iperf3"} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q:\n%s", want, tab)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "sub", "swarm.json")
+	if err := r.WriteJSON(p); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	data, _ := os.ReadFile(p)
+	if err := json.Unmarshal(data, &back); err != nil || back.S4.Slowest.Median != 13 || back.S3.OfTCP != 0.25 {
+		t.Fatalf("round trip: %v %+v", err, back)
+	}
+}
