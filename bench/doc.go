@@ -18,6 +18,8 @@
 //	SHOAL_BENCH_OBJECTS    S2 object count (default 2000)
 //	SHOAL_BENCH_CONNS      S2 concurrent connections (default 64)
 //	SHOAL_BENCH_DURATION   S2 measured time per run (default 8s, after a 1s warm-up)
+//	SHOAL_BENCH_HASH       the nodes' chunk hash, sha2-256 or blake3 (default: the
+//	                       node's, sha2-256)
 //	SHOAL_BENCH_OUT        JSON results file (default <module root>/.bench/results.json;
 //	                       a relative path is taken from the module root)
 //	SHOAL_BIN              a prebuilt shoal binary (default: internal/testenv builds ./cmd/shoal)

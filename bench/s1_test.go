@@ -71,7 +71,7 @@ func runS1(t *testing.T, cfg Settings, rp *report) {
 	// Memory-hot: room for the whole object in the memory tier, warmed by
 	// full reads.
 	memHot := mib(size + size/2)
-	node := testenv.StartNode(t, nodeOptions(s, memHot))
+	node := testenv.StartNode(t, nodeOptions(cfg, s, memHot))
 	nodeURL := node.Endpoint + "/" + benchBucket + "/" + key
 	read := func() error { return verifyRead(ctx, hc, nodeURL, size, sum) }
 	warm := warmNode(t, s, "S1 memory tier", read)

@@ -56,7 +56,7 @@ func runS2(t *testing.T, cfg Settings, rp *report) {
 	}
 	t.Logf("S2: seeded %d objects of %d bytes in %v", n, size, time.Since(start).Round(time.Millisecond))
 
-	node := testenv.StartNode(t, nodeOptions(s, ""))
+	node := testenv.StartNode(t, nodeOptions(cfg, s, ""))
 	nodeURLs := make([]string, n)
 	for i, k := range keys {
 		nodeURLs[i] = node.Endpoint + "/" + benchBucket + "/" + k

@@ -69,14 +69,18 @@ func TestScenarios(t *testing.T) {
 // versitygw behind the counting proxy (so origin traffic is visible),
 // metadata is trusted for the whole run (the scenarios measure cache hits,
 // not revalidation), and logging is at info, not the harness's per-request
-// debug level.
-func nodeOptions(s *testenv.S3, memCache string) testenv.NodeOptions {
+// debug level. cfg.Hash, if set, picks the chunk hash.
+func nodeOptions(cfg Settings, s *testenv.S3, memCache string) testenv.NodeOptions {
+	args := []string{"--log-level", "info"}
+	if cfg.Hash != "" {
+		args = append(args, "--hash", cfg.Hash)
+	}
 	return testenv.NodeOptions{
 		Origin:      "s3",
 		S3:          s,
 		MemCache:    memCache,
 		MetadataTTL: time.Hour,
-		ExtraArgs:   []string{"--log-level", "info"},
+		ExtraArgs:   args,
 	}
 }
 

@@ -4,6 +4,7 @@ package bench
 // SHOAL_BENCH_* environment variables with documented defaults.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoal-cache/shoal/internal/config"
+	shoalcontent "github.com/shoal-cache/shoal/internal/content"
 )
 
 // ErrSettings: a SHOAL_BENCH_* variable has a bad value.
@@ -66,10 +68,13 @@ type Settings struct {
 	Duration   time.Duration
 	// Out is the JSON results file.
 	Out string
+	// Hash is the nodes' chunk hash (--hash); "" keeps the node's default
+	// (sha2-256).
+	Hash string
 }
 
 // SettingsFromEnv reads SHOAL_BENCH_SCENARIOS, _SIZE, _RUNS, _OBJECTS,
-// _CONNS, _DURATION and _OUT through lookup; unset variables take the
+// _CONNS, _DURATION, _HASH and _OUT through lookup; unset variables take the
 // defaults, and the default output is <moduleRoot>/.bench/results.json (a
 // relative SHOAL_BENCH_OUT is relative to moduleRoot too).
 func SettingsFromEnv(lookup func(string) (string, bool), moduleRoot string) (Settings, error) {
@@ -147,6 +152,13 @@ func SettingsFromEnv(lookup func(string) (string, bool), moduleRoot string) (Set
 		}
 		s.Duration = d
 	}
+	if v, ok := get("SHOAL_BENCH_HASH"); ok {
+		h, err := shoalcontent.ParseHash(v)
+		if err != nil {
+			return Settings{}, fmt.Errorf("%w: SHOAL_BENCH_HASH: %w", ErrSettings, err)
+		}
+		s.Hash = string(h)
+	}
 	if v, ok := get("SHOAL_BENCH_OUT"); ok {
 		if !filepath.IsAbs(v) { // go test runs in bench/: anchor at the root
 			v = filepath.Join(moduleRoot, v)
@@ -171,5 +183,6 @@ func (s Settings) Map() map[string]string {
 		"s2_conns":       strconv.Itoa(s.Conns),
 		"s2_warmup":      s.Warmup.String(),
 		"s2_duration":    s.Duration.String(),
+		"hash":           cmp.Or(s.Hash, "node default"),
 	}
 }

@@ -33,6 +33,7 @@ func TestSettingsOverrides(t *testing.T) {
 		"SHOAL_BENCH_CONNS":     "8",
 		"SHOAL_BENCH_DURATION":  "2s",
 		"SHOAL_BENCH_OUT":       "out.json",
+		"SHOAL_BENCH_HASH":      "blake3",
 	}), "/mod")
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,10 @@ func TestSettingsOverrides(t *testing.T) {
 		s.RunsS1 != 4 || s.RunsS2 != 4 || s.Objects != 10 || s.Conns != 8 || s.Duration != 2*time.Second || s.Out != filepath.Join("/mod", "out.json") {
 		t.Errorf("overrides: %+v", s)
 	}
-	if m := s.Map(); m["scenarios"] != "S2" || m["s1_size_bytes"] != "67108864" {
+	if s.Hash != "blake3" {
+		t.Errorf("hash: %q", s.Hash)
+	}
+	if m := s.Map(); m["scenarios"] != "S2" || m["s1_size_bytes"] != "67108864" || m["hash"] != "blake3" {
 		t.Errorf("Map: %v", m)
 	}
 }
@@ -54,6 +58,7 @@ func TestSettingsRejectBadValues(t *testing.T) {
 		"SHOAL_BENCH_OBJECTS":   "0",
 		"SHOAL_BENCH_CONNS":     "-1",
 		"SHOAL_BENCH_DURATION":  "8",
+		"SHOAL_BENCH_HASH":      "md5",
 	} {
 		if _, err := SettingsFromEnv(lookupMap(map[string]string{k: v}), "/mod"); !errors.Is(err, ErrSettings) {
 			t.Errorf("%s=%q: err %v, want ErrSettings", k, v, err)

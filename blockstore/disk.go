@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -340,6 +341,13 @@ func (d *Disk) blockPath(c cid.Cid) string {
 // verification (or cannot be read) is removed from the index and disk,
 // counted in Stats.Corrupt, and reported as ErrNotFound.
 func (d *Disk) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return d.getInto(ctx, c, func(n int) []byte { return make([]byte, n) }, nil)
+}
+
+// getInto is Get reading into alloc(size), a buffer of exactly the block's
+// indexed size. On failure it hands that buffer to free (if not nil) once
+// it is no longer used, so pooled buffers go back to their pool.
+func (d *Disk) getInto(ctx context.Context, c cid.Cid, alloc func(n int) []byte, free func([]byte)) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -361,19 +369,21 @@ func (d *Disk) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	size, gen := s.size, s.gen
 	d.mu.Unlock()
 
-	data, err := os.ReadFile(d.blockPath(c))
+	data := alloc(int(size))
+	err := readBlockFile(d.blockPath(c), data)
+	if err == nil {
+		err = verify("disk get", c, data)
+	}
+	if err != nil && free != nil {
+		free(data)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Evicted or deleted since we looked it up (then the slot changed and
 		// this is a plain miss), or removed behind our back: forget it.
 		d.drop(c, i, gen, false, err)
 		return nil, fmt.Errorf("blockstore: disk get %s: %w", c, ErrNotFound)
-	case err == nil && int64(len(data)) != size:
-		err = fmt.Errorf("size %d, index says %d", len(data), size)
-	case err == nil:
-		err = verify("disk get", c, data)
-	}
-	if err != nil {
+	case err != nil:
 		d.drop(c, i, gen, true, err)
 		return nil, fmt.Errorf("blockstore: disk get %s: dropped unreadable copy: %w", c, ErrNotFound)
 	}
@@ -382,6 +392,28 @@ func (d *Disk) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	d.mu.Unlock()
 	d.metrics.hit()
 	return data, nil
+}
+
+// readBlockFile fills data from the file at path, which must hold exactly
+// len(data) bytes.
+func readBlockFile(path string, data []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.ReadFull(f, data)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("size %d, index says %d", n, len(data))
+		}
+		return err
+	}
+	var one [1]byte
+	if k, _ := f.Read(one[:]); k > 0 {
+		return fmt.Errorf("file longer than the indexed %d bytes", len(data))
+	}
+	return nil
 }
 
 // drop removes a block whose file is missing or failed to read or verify

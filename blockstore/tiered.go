@@ -113,6 +113,9 @@ type Tiered struct {
 	hits         int64
 	misses       int64
 	dropped      int64
+	recent       recentReads // disk reads by Borrow, for promotion
+
+	bufs bufPool // Borrow's read buffers
 }
 
 var _ Store = (*Tiered)(nil)
@@ -180,6 +183,11 @@ func (t *Tiered) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		t.count(&t.hits, t.metrics.hit)
 		return w.data, nil
 	}
+	return t.promote(ctx, c)
+}
+
+// promote reads c from disk (verified) and puts it into memory.
+func (t *Tiered) promote(ctx context.Context, c cid.Cid) ([]byte, error) {
 	data, err := t.disk.Get(ctx, c)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {

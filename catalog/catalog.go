@@ -42,16 +42,18 @@ const (
 
 // Catalog is the persistent metadata store. It is safe for concurrent use.
 type Catalog struct {
-	db  *badger.DB
-	log *slog.Logger
+	db    *badger.DB
+	log   *slog.Logger
+	cache *cache
 }
 
 // Option configures Open.
 type Option func(*options)
 
 type options struct {
-	log      *slog.Logger
-	inMemory bool
+	log                       *slog.Logger
+	inMemory                  bool
+	cacheObjects, cacheChunks int
 }
 
 // WithLogger sets the logger (Badger's own messages go to it at debug level
@@ -63,7 +65,7 @@ func InMemory() Option { return func(o *options) { o.inMemory = true } }
 
 // Open opens (creating if needed) the catalog in dir.
 func Open(dir string, opts ...Option) (*Catalog, error) {
-	o := options{log: slog.New(slog.DiscardHandler)}
+	o := options{log: slog.New(slog.DiscardHandler), cacheObjects: DefaultCachedObjects, cacheChunks: DefaultCachedChunks}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -89,11 +91,12 @@ func Open(dir string, opts ...Option) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %q: %w", dir, err)
 	}
-	return &Catalog{db: db, log: log}, nil
+	return &Catalog{db: db, log: log, cache: newCache(o.cacheObjects, o.cacheChunks)}, nil
 }
 
 // Close flushes and closes the database.
 func (c *Catalog) Close() error {
+	c.cache.close()
 	if c.db.IsClosed() {
 		return nil
 	}

@@ -40,6 +40,7 @@ func (c *Catalog) PutChunk(ctx context.Context, v Version, i int64, id cid.Cid) 
 		return 0, fmt.Errorf("%w: undefined cid", ErrInvalid)
 	}
 	ck, nk := chunkKey(v, i), versionKey(kindCount, v)
+	gen := c.cache.generation()
 	err = c.update(ctx, func(txn *badger.Txn) error {
 		known = 0
 		n, err := readCount(txn, nk)
@@ -66,6 +67,7 @@ func (c *Catalog) PutChunk(ctx context.Context, v Version, i int64, id cid.Cid) 
 	if err != nil {
 		return 0, c.wrap("put chunk", err)
 	}
+	c.cache.fillChunk(gen, v, i, id)
 	return known, nil
 }
 
@@ -94,6 +96,10 @@ func (c *Catalog) Chunk(ctx context.Context, v Version, i int64) (cid.Cid, error
 	if err := checkIndex(v, i); err != nil {
 		return cid.Undef, err
 	}
+	if id, ok := c.cache.chunk(v, i); ok {
+		return id, nil
+	}
+	gen := c.cache.generation()
 	var out cid.Cid
 	err := c.view(ctx, func(txn *badger.Txn) error {
 		it, err := txn.Get(chunkKey(v, i))
@@ -108,6 +114,7 @@ func (c *Catalog) Chunk(ctx context.Context, v Version, i int64) (cid.Cid, error
 	if err != nil {
 		return cid.Undef, c.wrap("get chunk", err)
 	}
+	c.cache.fillChunk(gen, v, i, out)
 	return out, nil
 }
 
@@ -210,7 +217,9 @@ func (c *Catalog) DropVersion(ctx context.Context, v Version) error {
 			return c.wrap("drop version", err)
 		}
 	}
-	if err := wb.Flush(); err != nil {
+	err = wb.Flush()
+	c.cache.dropVersion(v) // also on error: part of it may have committed
+	if err != nil {
 		return c.wrap("drop version", err)
 	}
 	return nil

@@ -9,6 +9,12 @@
 // The catalog is a dumb, durable map: freshness decisions (TTLs, immutable
 // prefixes) belong to package node.
 //
+// Hot object records and chunk CIDs are also kept in a bounded in-memory
+// read cache (WithCache), so a cache hit of the read path costs no Badger
+// transaction or JSON decode. The catalog invalidates it itself on every
+// write, so a read never returns a record older than the last committed
+// write.
+//
 // Key layout (all keys start with a one-byte kind and a slash):
 //
 //	o/<uvarint len(bucket)><bucket><key>   -> Object (JSON)

@@ -41,6 +41,10 @@ func (c *Catalog) GetObject(ctx context.Context, bucket, key string) (Object, er
 	if err := checkBucket(bucket); err != nil {
 		return o, err
 	}
+	if o, ok := c.cache.object(bucket, key); ok {
+		return o, nil
+	}
+	gen := c.cache.generation()
 	err := c.view(ctx, func(txn *badger.Txn) error {
 		it, err := txn.Get(bucketKey(kindObject, bucket, key))
 		if err != nil {
@@ -56,6 +60,7 @@ func (c *Catalog) GetObject(ctx context.Context, bucket, key string) (Object, er
 	if err != nil {
 		return Object{}, c.wrap("get object", err)
 	}
+	c.cache.fillObject(gen, o)
 	return o, nil
 }
 
@@ -71,6 +76,7 @@ func (c *Catalog) PutObject(ctx context.Context, o Object) error {
 	err = c.update(ctx, func(txn *badger.Txn) error {
 		return txn.Set(bucketKey(kindObject, o.Bucket, o.Key), v)
 	})
+	c.cache.dropObject(o.Bucket, o.Key) // also on error: it may have committed
 	if err != nil {
 		return c.wrap("put object", err)
 	}
@@ -86,6 +92,7 @@ func (c *Catalog) DeleteObject(ctx context.Context, bucket, key string) error {
 	err := c.update(ctx, func(txn *badger.Txn) error {
 		return txn.Delete(bucketKey(kindObject, bucket, key))
 	})
+	c.cache.dropObject(bucket, key)
 	if err != nil {
 		return c.wrap("delete object", err)
 	}

@@ -53,7 +53,7 @@ func (g *Gateway) getObject(req *request) error {
 	case condPreconditionFailed:
 		return errPreconditionFailed
 	case condNotModified:
-		setValidators(h, info)
+		setValidators(req, info)
 		req.w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -70,13 +70,13 @@ func (g *Gateway) getObject(req *request) error {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", o, o+n-1, info.Size))
 	}
 
-	setObjectHeaders(h, info)
+	setObjectHeaders(req, info)
 	for _, o := range responseOverrides {
 		if v := q.Get(o[0]); v != "" {
 			h.Set(o[1], v)
 		}
 	}
-	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	req.setHeader("Content-Length", strconv.FormatInt(length, 10))
 	if q.Get("partNumber") != "" {
 		h.Set("x-amz-mp-parts-count", "1")
 	}
@@ -96,62 +96,114 @@ func (g *Gateway) getObject(req *request) error {
 	return nil
 }
 
-// stream copies exactly length bytes of rc to the client through a pooled
-// fixed-size buffer. If the backend fails or ends early the connection is
-// aborted, so the client sees a truncated transfer instead of short data.
+// stream sends exactly length bytes of rc to the client. A reader that
+// implements io.WriterTo (the node's chunk reader) writes its own buffers
+// straight to the connection, saving a copy of every byte; any other is
+// copied through a pooled fixed-size buffer. If the backend fails or ends
+// early the connection is aborted, so the client sees a truncated transfer
+// instead of short data; bytes beyond length are never sent.
 func (g *Gateway) stream(req *request, rc io.Reader, length int64) {
+	sw := &streamWriter{w: req.w, rctl: http.NewResponseController(req.w), left: length}
+	var rerr error
+	if wt, ok := rc.(io.WriterTo); ok {
+		_, rerr = wt.WriteTo(sw)
+	} else {
+		rerr = g.copyTo(sw, rc)
+	}
+	switch {
+	case sw.werr != nil:
+		return // client went away; nothing more to do
+	case sw.left == 0 && (rerr == nil || errors.Is(rerr, errStreamFull) || errors.Is(rerr, io.EOF)):
+		return
+	case req.r.Context().Err() != nil:
+		return // the client went away; the backend saw the cancellation
+	}
+	if rerr == nil {
+		rerr = io.ErrUnexpectedEOF
+	}
+	g.log.Warn("backend stream failed mid-transfer; aborting response",
+		"request_id", req.id, "bucket", req.rt.bucket, "sent", length-sw.left, "want", length, "err", rerr)
+	panic(http.ErrAbortHandler)
+}
+
+// copyTo copies rc to sw through a pooled buffer until sw is full or rc
+// fails or ends.
+func (g *Gateway) copyTo(sw *streamWriter, rc io.Reader) error {
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
 	buf := *bp
-	rctl := http.NewResponseController(req.w)
-	var sent int64
-	flushed := false
-	for sent < length {
-		n, rerr := rc.Read(buf[:min(int64(len(buf)), length-sent)])
+	for sw.left > 0 {
+		n, rerr := rc.Read(buf[:min(int64(len(buf)), sw.left)])
 		if n > 0 {
-			if _, werr := req.w.Write(buf[:n]); werr != nil {
-				return // client went away; nothing more to do
-			}
-			sent += int64(n)
-			if !flushed {
-				// Send headers and the first bytes now: time to first
-				// byte matters more than one extra packet.
-				_ = rctl.Flush()
-				flushed = true
+			if _, werr := sw.Write(buf[:n]); werr != nil {
+				return werr
 			}
 		}
 		if rerr != nil {
-			if rerr == io.EOF && sent == length {
-				break
-			}
-			if req.r.Context().Err() != nil {
-				return // the client went away; the backend saw the cancellation
-			}
-			g.log.Warn("backend stream failed mid-transfer; aborting response",
-				"request_id", req.id, "bucket", req.rt.bucket, "sent", sent, "want", length, "err", rerr)
-			panic(http.ErrAbortHandler)
+			return rerr
 		}
 	}
+	return nil
+}
+
+// errStreamFull: the backend offered more bytes than the response length.
+var errStreamFull = errors.New("gateway: backend stream longer than the response")
+
+// streamWriter passes at most left bytes to the client, flushing after the
+// first write when more is to come (time to first byte matters more than
+// one extra packet; a body sent whole goes out when the handler returns),
+// and records the client's write error apart from the backend's.
+type streamWriter struct {
+	w       io.Writer
+	rctl    *http.ResponseController
+	left    int64
+	flushed bool
+	werr    error // the client connection failed
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	if s.werr != nil {
+		return 0, s.werr
+	}
+	var full error
+	if int64(len(p)) > s.left {
+		p, full = p[:s.left], errStreamFull
+	}
+	if len(p) == 0 {
+		return 0, full
+	}
+	n, err := s.w.Write(p)
+	s.left -= int64(n)
+	if err != nil {
+		s.werr = err
+		return n, err
+	}
+	if !s.flushed && s.left > 0 {
+		_ = s.rctl.Flush()
+	}
+	s.flushed = true
+	return n, full
 }
 
 // setValidators sets the headers a 304 carries.
-func setValidators(h http.Header, info ObjectInfo) {
+func setValidators(req *request, info ObjectInfo) {
 	if info.ETag != "" {
-		h.Set("ETag", info.ETag)
+		req.setHeader("Etag", info.ETag)
 	}
 	if !info.LastModified.IsZero() {
-		h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+		req.setHeader("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 	}
 }
 
-func setObjectHeaders(h http.Header, info ObjectInfo) {
-	setValidators(h, info)
-	h.Set("Accept-Ranges", "bytes")
+func setObjectHeaders(req *request, info ObjectInfo) {
+	setValidators(req, info)
+	req.setHeader("Accept-Ranges", "bytes")
 	ct := info.ContentType
 	if ct == "" {
 		ct = "binary/octet-stream"
 	}
-	h.Set("Content-Type", ct)
+	req.setHeader("Content-Type", ct)
+	h := req.w.Header()
 	for _, kv := range [][2]string{
 		{"Cache-Control", info.CacheControl},
 		{"Content-Disposition", info.ContentDisposition},

@@ -82,6 +82,37 @@ func (n *Node) chunkAt(ctx context.Context, v catalog.Version, i int64, asHome b
 	return data, err
 }
 
+// borrower is a BlockStore that lends its read buffers
+// (*blockstore.Tiered): release gives them back and is never nil.
+type borrower interface {
+	Borrow(ctx context.Context, c cid.Cid) (data []byte, release func(), err error)
+}
+
+func noRelease() {}
+
+// readChunk is chunk for a reader that gives the bytes back when done with
+// them: a local hit is borrowed from the store (a disk hit then costs no
+// allocation, and release recycles its buffer); anything else is shared
+// and its release does nothing. release is never nil.
+func (n *Node) readChunk(ctx context.Context, v catalog.Version, i int64) (data []byte, release func(), err error) {
+	if b, ok := n.store.(borrower); ok {
+		if c, err := n.cat.Chunk(ctx, v, i); err == nil {
+			req := n.request(v, i)
+			data, release, err := b.Borrow(ctx, c)
+			switch {
+			case err == nil && int64(len(data)) == req.Len:
+				n.m.local.Add(1)
+				return data, release, nil
+			case err == nil:
+				n.log.Warn("stored chunk has wrong length; refetching", "cid", c, "len", len(data), "want", req.Len)
+			}
+			release()
+		}
+	}
+	data, err = n.chunk(ctx, v, i)
+	return data, noRelease, err
+}
+
 // homeFlight prefixes the flight keys of fetches that do not forward to a
 // home node (see chunkAt).
 const homeFlight = "h\x00"

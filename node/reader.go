@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
@@ -30,13 +29,23 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
 	v := n.version(info.Bucket, info.Key, info.ETag, info.Size)
-	rctx, cancel := context.WithCancel(ctx)
 	r := &chunkReader{
-		n: n, v: v, ctx: rctx, cancel: cancel,
+		n: n, v: v, ctx: ctx, cancel: func() {},
 		off: off, end: off + length,
 		next: off / v.ChunkSize, last: (off + length - 1) / v.ChunkSize,
 	}
-	r.fill()
+	if r.next == r.last {
+		// One chunk (every small object): fetch it here, without a
+		// goroutine, its hand-over or a context of its own to cancel.
+		p := &pendingChunk{i: r.next, done: make(chan struct{})}
+		p.data, p.release, p.err = n.readChunk(ctx, v, p.i)
+		close(p.done)
+		r.next++
+		r.pending = append(r.pending, p)
+	} else {
+		r.ctx, r.cancel = context.WithCancel(ctx)
+		r.fill()
+	}
 	if err := r.wait(); err != nil {
 		r.Close()
 		return nil, mapErr(fmt.Sprintf("get %s/%s", info.Bucket, info.Key), err)
@@ -47,6 +56,12 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 // chunkReader streams chunks in order with a bounded read-ahead window.
 // It is used by one goroutine at a time (io.Reader contract); Close may be
 // called from another.
+//
+// Buffer ownership: a chunk borrowed from the store (readChunk) belongs to
+// the reader until it releases it: the current chunk once the reader moves
+// past it, pending ones at Close. Buffers are released only when no Read or
+// WriteTo is running and no fetch goroutine is left, so bytes being
+// written to a client are never recycled under it.
 type chunkReader struct {
 	n      *Node
 	v      catalog.Version
@@ -58,23 +73,30 @@ type chunkReader struct {
 	next, last int64 // next chunk to launch; last chunk needed
 	pending    []*pendingChunk
 	cur        []byte // unread part of the current chunk
+	curRelease func() // gives the current chunk back; nil when none
 	err        error  // sticky
 
-	closed    atomic.Bool
+	mu        sync.Mutex // guards the fields below
+	closed    bool       // Close was called: launch nothing more
+	fetched   bool       // Close saw every fetch goroutine end
+	active    bool       // a Read or WriteTo is running
 	closeOnce sync.Once
 }
 
 type pendingChunk struct {
-	i    int64
-	done chan struct{}
-	data []byte
-	err  error
+	i       int64
+	done    chan struct{}
+	data    []byte
+	release func() // set with data; never nil once done is closed
+	err     error
 }
 
 // fill launches fetches until ReadAhead are pending (the one being read
 // counts) or every needed chunk is launched.
 func (r *chunkReader) fill() {
-	for len(r.pending) < r.n.cfg.ReadAhead && r.next <= r.last {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for !r.closed && len(r.pending) < r.n.cfg.ReadAhead && r.next <= r.last {
 		p := &pendingChunk{i: r.next, done: make(chan struct{})}
 		r.next++
 		r.pending = append(r.pending, p)
@@ -82,12 +104,13 @@ func (r *chunkReader) fill() {
 		go func() {
 			defer r.wg.Done()
 			defer close(p.done)
-			p.data, p.err = r.n.chunk(r.ctx, r.v, p.i)
+			p.data, p.release, p.err = r.n.readChunk(r.ctx, r.v, p.i)
 		}()
 	}
 }
 
-// wait makes cur the head chunk's bytes that fall inside the range.
+// wait makes cur the head chunk's bytes that fall inside the range,
+// releasing the previous chunk.
 func (r *chunkReader) wait() error {
 	p := r.pending[0]
 	select {
@@ -97,25 +120,72 @@ func (r *chunkReader) wait() error {
 	}
 	r.pending = r.pending[1:]
 	if p.err != nil {
+		p.release()
 		return p.err
 	}
 	start := p.i * r.v.ChunkSize
 	want := min(r.v.ChunkSize, r.v.Size-start)
 	if int64(len(p.data)) != want {
+		p.release()
 		return fmt.Errorf("chunk %d: %d bytes, want %d: %w", p.i, len(p.data), want, errShortChunk)
 	}
 	from := max(r.off, start) - start
 	to := min(r.end, start+want) - start
-	r.cur = p.data[from:to]
+	r.releaseCur()
+	r.cur, r.curRelease = p.data[from:to], p.release
 	r.off = start + to
 	r.fill()
 	return nil
 }
 
-func (r *chunkReader) Read(b []byte) (int, error) {
-	if r.closed.Load() {
-		return 0, fmt.Errorf("node: read %s/%s: %w", r.v.Bucket, r.v.Key, errReaderClosed)
+func (r *chunkReader) releaseCur() {
+	if r.curRelease != nil {
+		r.curRelease()
+		r.curRelease = nil
 	}
+	r.cur = nil
+}
+
+// enter marks a Read or WriteTo as running; it fails once Close was called.
+func (r *chunkReader) enter() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("node: read %s/%s: %w", r.v.Bucket, r.v.Key, errReaderClosed)
+	}
+	r.active = true
+	return nil
+}
+
+// exit ends a Read or WriteTo; if Close ran meanwhile, the buffers are
+// released now.
+func (r *chunkReader) exit() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active = false
+	if r.fetched {
+		r.releaseAllLocked()
+	}
+}
+
+// releaseAllLocked gives back every buffer the reader holds. Only called
+// with no fetch goroutine left and no Read or WriteTo running.
+func (r *chunkReader) releaseAllLocked() {
+	r.releaseCur()
+	for _, p := range r.pending {
+		if p.release != nil {
+			p.release()
+			p.release = nil
+		}
+	}
+	r.pending = nil
+}
+
+func (r *chunkReader) Read(b []byte) (int, error) {
+	if err := r.enter(); err != nil {
+		return 0, err
+	}
+	defer r.exit()
 	if r.err != nil {
 		return 0, r.err
 	}
@@ -133,12 +203,53 @@ func (r *chunkReader) Read(b []byte) (int, error) {
 	return k, nil
 }
 
-// Close cancels pending fetches and waits for the reader's goroutines.
+// WriteTo writes the rest of the range to w straight from the chunks'
+// buffers (no copy), so the gateway can hand them to the connection. Errors
+// from w are returned as they are; the reader's own are mapped like Read's.
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	if err := r.enter(); err != nil {
+		return 0, err
+	}
+	defer r.exit()
+	var total int64
+	for {
+		if r.err != nil {
+			return total, r.err
+		}
+		if len(r.cur) > 0 {
+			k, err := w.Write(r.cur)
+			total += int64(k)
+			r.cur = r.cur[k:]
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if r.off >= r.end {
+			return total, nil
+		}
+		if err := r.wait(); err != nil {
+			r.err = mapErr(fmt.Sprintf("read %s/%s", r.v.Bucket, r.v.Key), err)
+			return total, r.err
+		}
+	}
+}
+
+// Close cancels pending fetches, waits for the reader's goroutines and
+// releases its buffers (or leaves that to a Read or WriteTo still running).
 func (r *chunkReader) Close() error {
 	r.closeOnce.Do(func() {
-		r.closed.Store(true)
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
 		r.cancel()
 		r.wg.Wait()
+		r.mu.Lock()
+		r.fetched = true
+		if !r.active {
+			r.releaseAllLocked()
+		}
+		r.mu.Unlock()
 	})
 	return nil
 }

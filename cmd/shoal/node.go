@@ -99,7 +99,7 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	adSrv := &http.Server{
-		Handler:           adm,
+		Handler:           withDebug(adm),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
