@@ -5,12 +5,13 @@ package content
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
-	_ "github.com/multiformats/go-multihash/register/blake3" // registers BLAKE3 with go-multihash
+	"github.com/zeebo/blake3"
 )
 
 // Hash names a supported multihash function.
@@ -51,16 +52,24 @@ func Sum(h Hash, data []byte) cid.Cid {
 
 // SumCodec returns the CIDv1 of data with the given codec.
 func SumCodec(h Hash, codec uint64, data []byte) cid.Cid {
-	length := -1
-	if h == BLAKE3 {
-		length = 32
-	}
-	sum, err := mh.Sum(data, h.code(), length)
+	d := digest(h.code(), data)
+	enc, err := mh.Encode(d[:], h.code())
 	if err != nil {
-		// Only possible for an unregistered hash, which ParseHash rules out.
+		// Only possible for an unknown code, which ParseHash rules out.
 		panic(fmt.Sprintf("content: multihash %s: %v", h, err))
 	}
-	return cid.NewCidV1(codec, sum)
+	return cid.NewCidV1(codec, enc)
+}
+
+// digest hashes data in this goroutine with the fastest implementation at
+// hand: crypto/sha256 uses the CPU's SHA extensions, and zeebo/blake3 its
+// SIMD code without spawning goroutines per call (go-multihash's registered
+// BLAKE3 does, which cost about 15% of CPU on the SSD hit path).
+func digest(code uint64, data []byte) [32]byte {
+	if code == mh.BLAKE3 {
+		return blake3.Sum256(data)
+	}
+	return sha256.Sum256(data)
 }
 
 // Verify reports whether data hashes to c. It accepts only CIDs whose
@@ -70,15 +79,15 @@ func Verify(c cid.Cid, data []byte) error {
 	if !c.Defined() {
 		return fmt.Errorf("%w: undefined", ErrUnsupported)
 	}
-	p := c.Prefix()
-	if (p.MhType != mh.SHA2_256 && p.MhType != mh.BLAKE3) || p.MhLength != 32 {
-		return fmt.Errorf("%w: multihash 0x%x/%d", ErrUnsupported, p.MhType, p.MhLength)
-	}
-	got, err := p.Sum(data)
+	dec, err := mh.Decode(c.Hash())
 	if err != nil {
-		return fmt.Errorf("content: hash: %w", err)
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
-	if !bytes.Equal(got.Hash(), c.Hash()) {
+	if (dec.Code != mh.SHA2_256 && dec.Code != mh.BLAKE3) || dec.Length != 32 {
+		return fmt.Errorf("%w: multihash 0x%x/%d", ErrUnsupported, dec.Code, dec.Length)
+	}
+	got := digest(dec.Code, data)
+	if !bytes.Equal(got[:], dec.Digest) {
 		return fmt.Errorf("%w: %s", ErrMismatch, c)
 	}
 	return nil

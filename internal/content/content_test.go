@@ -1,11 +1,13 @@
 package content
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+	_ "github.com/multiformats/go-multihash/register/blake3" // reference BLAKE3 for the cross-check
 )
 
 func TestSumVerify(t *testing.T) {
@@ -47,5 +49,41 @@ func TestParseHash(t *testing.T) {
 	}
 	if h, err := ParseHash("blake3"); err != nil || h != BLAKE3 {
 		t.Fatalf("blake3: %v %v", h, err)
+	}
+}
+
+// Our digests must agree with go-multihash's reference implementations, or
+// CIDs made here would not verify elsewhere (and vice versa).
+func TestSumMatchesMultihash(t *testing.T) {
+	data := make([]byte, 5<<20+3)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, tc := range []struct {
+		h    Hash
+		code uint64
+	}{{SHA256, mh.SHA2_256}, {BLAKE3, mh.BLAKE3}} {
+		want, err := mh.Sum(data, tc.code, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Sum(tc.h, data); !bytes.Equal(got.Hash(), want) {
+			t.Errorf("%s: multihash %x, want %x", tc.h, got.Hash(), want)
+		}
+	}
+}
+
+func BenchmarkVerify4MiB(b *testing.B) {
+	data := make([]byte, 4<<20)
+	for _, h := range []Hash{SHA256, BLAKE3} {
+		c := Sum(h, data)
+		b.Run(string(h), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if err := Verify(c, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
