@@ -309,9 +309,9 @@ func TestWithClusterValidation(t *testing.T) {
 	}
 }
 
-// homeOrder is the rendezvous order of chunk i of v as e's node sees it.
+// homeOrder is the home order of chunk i of v as e's node sees it.
 func (e *clusterEnv) homeOrder(v catalog.Version, i int64) []peer.ID {
-	return rendezvous(chunkSeed(v, i), e.self, e.others, len(e.others)+1)
+	return chunkHomes(v, i, e.self, e.others, nil, len(e.others)+1)
 }
 
 // TestHomeFailover: a chunk miss goes to the chunk's home; a failing or
@@ -496,7 +496,7 @@ func chunkAsksAllFail(e *clusterEnv, bucket, key string, data []byte) int {
 	v := e.n.version(bucket, key, etagOf(data), int64(len(data)))
 	n := 0
 	for i := range v.NumChunks() {
-		order := rendezvous(chunkSeed(v, i), e.self, e.others, homeCandidates)
+		order := chunkHomes(v, i, e.self, e.others, nil, homeCandidates)
 		if j := slices.Index(order, e.self); j >= 0 {
 			n += j
 		} else {
@@ -608,7 +608,7 @@ func TestHomeSkipsPenalizedPeers(t *testing.T) {
 	var wantAsked []peer.ID
 	wantOrigin := 0
 	for i := range int64(30) {
-		first := rendezvous(chunkSeed(v, i), e.self, healthy, 1)[0]
+		first := chunkHomes(v, i, e.self, others, func(p peer.ID) bool { return slices.Contains(bad, p) }, 1)[0]
 		if first == e.self {
 			wantOrigin++
 			continue
@@ -619,7 +619,7 @@ func TestHomeSkipsPenalizedPeers(t *testing.T) {
 	// penalized peer, or it proves nothing.
 	skipped := 0
 	for i := range int64(30) {
-		if slices.Contains(bad, rendezvous(chunkSeed(v, i), e.self, others, 1)[0]) {
+		if slices.Contains(bad, chunkHomes(v, i, e.self, others, nil, 1)[0]) {
 			skipped++
 		}
 	}
@@ -674,7 +674,7 @@ func TestStalledHomeIsSkippedAfterwards(t *testing.T) {
 	homedOnHung := func(key string, d []byte) bool {
 		v := e.n.version("b", key, etagOf(d), int64(len(d)))
 		for i := range v.NumChunks() {
-			if rendezvous(chunkSeed(v, i), e.self, others, 1)[0] == hung {
+			if chunkHomes(v, i, e.self, others, nil, 1)[0] == hung {
 				return true
 			}
 		}

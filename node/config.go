@@ -67,7 +67,7 @@ type Config struct {
 	// ListCacheEntries bounds the listing cache (default 1024).
 	ListCacheEntries int
 	// ReadAhead: chunks fetched in parallel ahead of a reader (default 4;
-	// 8 with a cluster, whose home nodes serve a cold read's chunks in
+	// 16 with a cluster, whose home nodes serve a cold read's chunks in
 	// parallel).
 	ReadAhead int
 	// MaxOriginFetches bounds concurrent origin chunk fetches (default 16).

@@ -23,14 +23,23 @@
 //     -> the CID's providers, several at once (transfer.Client.GetBlock) ->
 //     the chunk's home nodes -> the origin. Every byte from a peer is
 //     verified before it is stored or served.
-//   - Home nodes: each chunk (version ID + index) and each object key (for
-//     metadata) has a home chosen by rendezvous hashing over this node and
-//     its members. A miss asks the home (transfer Fetch / Meta), which
-//     resolves it through its own read path and singleflight, so the
-//     cluster reads each chunk from the origin about once and HEADs each key
-//     about once per metadata TTL. A request received as home is never
-//     forwarded again; after homeCandidates candidates (or on reaching its
-//     own place in the order) a node reads the origin itself.
+//   - Home nodes: each object key (for metadata) has a home chosen by
+//     rendezvous hashing over this node and its members; each chunk
+//     (version ID + index) has one from a balanced rendezvous order: every
+//     node is the first home of exactly one chunk in each window of n
+//     consecutive chunks (see chunkHomes). A miss asks the home (transfer
+//     Fetch / Meta), which resolves it through its own read path and
+//     singleflight, so the cluster reads each chunk from the origin about
+//     once and HEADs each key about once per metadata TTL. A request
+//     received as home is never forwarded again; after homeCandidates
+//     candidates (or on reaching its own place in the order) a node reads
+//     the origin itself.
+//   - Pacing a cold swarm read: a home that serves a chunk of a version
+//     read in order fetches its next own chunks ahead (homeReadAhead), and
+//     a node runs few origin fetches of one version at once, lowest chunk
+//     index first (orderGate), so the origin link stays busy and delivers
+//     roughly in object order. A fetch that can go to a home waits for the
+//     version's manifest lookup only briefly (manifestWait).
 //
 // Trust: the cluster is private (swarm key). Bytes from a provider are
 // checked against a CID the node already knows; a home node's answer for a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -56,21 +57,25 @@ func (n *Node) chunk(ctx context.Context, v catalog.Version, i int64) ([]byte, e
 // node (PeerHandler.Fetch), which is served from the store, providers or
 // the origin but never forwarded to another home (no loops).
 //
-// A node that is itself the chunk's home (first in rendezvous order) also
+// A node that is itself the chunk's home (first in chunkHomes order) also
 // never forwards, and both run in the same "home" flight, so a home's own
 // readers and every peer's requests share one origin fetch. Flights that
 // may forward use another key: a home flight never waits on a forwarding
 // one, so nodes whose member lists disagree cannot deadlock each other.
 func (n *Node) chunkAt(ctx context.Context, v catalog.Version, i int64, asHome bool) ([]byte, error) {
+	home := n.cl != nil && (asHome || chunkHomes(v, i, n.cl.self, n.cl.Members.Members(), nil, 1)[0] == n.cl.self)
 	req := n.request(v, i)
 	if c, err := n.cat.Chunk(ctx, v, i); err == nil {
 		req.CID = c
 		if data, ok := n.local(ctx, req); ok {
+			if home {
+				n.homeReadAhead(v, i)
+			}
 			return data, nil
 		}
 	}
 	key, forward := flightKey(v, i), n.cl != nil
-	if n.cl != nil && (asHome || n.isHome(chunkSeed(v, i))) {
+	if home {
 		key, forward = homeFlight+key, false
 	}
 	data, shared, err := n.chunks.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
@@ -78,6 +83,9 @@ func (n *Node) chunkAt(ctx context.Context, v catalog.Version, i int64, asHome b
 	})
 	if shared {
 		n.m.shared.Add(1)
+	}
+	if err == nil && home {
+		n.homeReadAhead(v, i)
 	}
 	return data, err
 }
@@ -150,7 +158,15 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bo
 	req := n.request(v, i)
 	c, err := n.cat.Chunk(ctx, v, i)
 	if errors.Is(err, catalog.ErrNotFound) && n.cl != nil {
-		if rerr := n.resolveManifest(ctx, v); rerr == nil {
+		// A node that can forward to a home waits for the manifest lookup
+		// only briefly (under load a DHT miss takes up to seconds, and the
+		// home serves the chunk anyway); the lookup goes on for the chunks
+		// after this one.
+		wait := time.Duration(0)
+		if forward {
+			wait = manifestWait
+		}
+		if rerr := n.resolveManifestWait(ctx, v, wait); rerr == nil {
 			c, err = n.cat.Chunk(ctx, v, i)
 		} else if ctx.Err() == nil {
 			n.log.Debug("no manifest from the cluster", "bucket", v.Bucket, "key", v.Key, "err", rerr)
@@ -250,8 +266,17 @@ func (n *Node) keep(ctx context.Context, c cid.Cid, data []byte) {
 }
 
 // fromOrigin reads exactly req.Len bytes of the chunk, pinned to the
-// version's ETag, holding one of MaxOriginFetches slots.
+// version's ETag, holding one of MaxOriginFetches slots and, in a cluster,
+// one of the version's ordered slots (see orderGate).
 func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) ([]byte, error) {
+	if cl := n.cl; cl != nil {
+		id := req.Version.ID()
+		release, err := cl.order.acquire(ctx, string(id[:]), req.Index, cl.originPerVersion())
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	select {
 	case n.originSem <- struct{}{}:
 	case <-ctx.Done():

@@ -87,6 +87,12 @@ func rendezvous(seed []byte, self peer.ID, members []peer.ID, k int) []peer.ID {
 	return out
 }
 
+// chunkHomes returns chunk i of v's first k home candidates now (see
+// chunkHomes), penalized members passed over.
+func (cl *cluster) chunkHomes(v catalog.Version, i int64, k int) []peer.ID {
+	return chunkHomes(v, i, cl.self, cl.Members.Members(), cl.Transfer.Penalized, k)
+}
+
 // homeMembers returns the members eligible as home nodes now: the live
 // members the transfer client has not penalized. A member that just
 // stalled, failed or lied (a hung or partitioned peer keeps its
@@ -107,6 +113,55 @@ func (cl *cluster) homeMembers() []peer.ID {
 
 // chunkSeed is a chunk's rendezvous seed: version ID || index (big endian).
 func chunkSeed(v catalog.Version, i int64) []byte { return []byte(flightKey(v, i)) }
+
+// Chunk homes are balanced: the chunks of a version are cut into windows
+// of n consecutive chunks (n: this node and its distinct members), each
+// window's rendezvous order over all n nodes (seed: version ID || 'w' ||
+// window) is a permutation, and chunk i's candidates start at position
+// i mod n of its window's order and walk on cyclically. So every node is
+// the first home of exactly one chunk per window, consecutive chunks of
+// a read have distinct homes, and no home carries several times the
+// uploads of another (per-chunk rendezvous gave the busiest of 8 homes
+// 12-13 of 64 chunks, each sent to 7 peers through one uplink). Members
+// the caller skips (penalized) are passed over in place, so their chunks
+// move to the next node of the order and no other chunk moves. A change of
+// the member count re-cuts the windows (nodes then fetch through the new
+// homes; a version's completed chunks are found through its manifest).
+
+// windowSeed is the rendezvous seed of window w of v's chunks.
+func windowSeed(v catalog.Version, w int64) []byte {
+	id := v.ID()
+	b := append(id[:], 'w')
+	return binary.BigEndian.AppendUint64(b, uint64(w))
+}
+
+// chunkHomes returns up to k home candidates of chunk i of v, best first,
+// among self and members, leaving out the members skip reports (self is
+// never skipped; skip may be nil).
+func chunkHomes(v catalog.Version, i int64, self peer.ID, members []peer.ID, skip func(peer.ID) bool, k int) []peer.ID {
+	n := 1
+	seen := make(map[peer.ID]bool, len(members)+1)
+	seen[self] = true
+	for _, p := range members {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			n++
+		}
+	}
+	order := rendezvous(windowSeed(v, i/int64(n)), self, members, n)
+	out := make([]peer.ID, 0, min(k, n))
+	for j := range n {
+		if len(out) >= k {
+			break
+		}
+		p := order[(int(i%int64(n))+j)%n]
+		if p != self && skip != nil && skip(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
 
 // metaSeed is an object key's rendezvous seed.
 func metaSeed(bucket, key string) []byte {

@@ -66,6 +66,63 @@ func TestRendezvousBalanced(t *testing.T) {
 	}
 }
 
+// TestChunkHomesBalanced: every node is the first home of exactly one
+// chunk in each window of n consecutive chunks, whichever node computes
+// it and in whatever order it lists its members; the candidates of a chunk
+// are distinct; a skipped member's chunks move to the next candidate and
+// no other chunk moves.
+func TestChunkHomesBalanced(t *testing.T) {
+	ps := testPeers(8)
+	rev := slices.Clone(ps)
+	slices.Reverse(rev)
+	const chunks = 64
+	v := catalog.Version{Bucket: "b", Key: "obj", ETag: `"e"`, Size: chunks * cs, ChunkSize: cs, Hash: "sha2-256"}
+	count := map[peer.ID]int{}
+	for i := range int64(chunks) {
+		a := chunkHomes(v, i, ps[0], ps[1:], nil, 3)
+		b := chunkHomes(v, i, ps[7], append(slices.Clone(rev[1:]), ps[3]), nil, 3) // other self, order, a duplicate
+		if !slices.Equal(a, b) {
+			t.Fatalf("chunk %d: homes %v seen from one node, %v from another", i, a, b)
+		}
+		if len(a) != 3 || a[0] == a[1] || a[1] == a[2] || a[0] == a[2] {
+			t.Fatalf("chunk %d: candidates %v", i, a)
+		}
+		if i > 0 && i%8 != 0 && a[0] == chunkHomes(v, i-1, ps[0], ps[1:], nil, 1)[0] {
+			t.Errorf("chunks %d and %d share a home", i-1, i)
+		}
+		count[a[0]]++
+	}
+	for _, p := range ps {
+		if count[p] != chunks/len(ps) {
+			t.Errorf("%s is home of %d chunks, want %d", p, count[p], chunks/len(ps))
+		}
+	}
+	skipped := ps[2]
+	skip := func(p peer.ID) bool { return p == skipped }
+	moved := 0
+	for i := range int64(chunks) {
+		full := chunkHomes(v, i, ps[0], ps[1:], nil, 3)
+		got := chunkHomes(v, i, ps[0], ps[1:], skip, 2)
+		want := slices.DeleteFunc(slices.Clone(full), skip)[:2]
+		if !slices.Equal(got, want) {
+			t.Errorf("chunk %d: with %s skipped got %v, want %v", i, skipped, got, want)
+		}
+		if got[0] != full[0] {
+			moved++
+		}
+	}
+	if moved != count[skipped] {
+		t.Errorf("%d chunks moved, want the %d of the skipped member", moved, count[skipped])
+	}
+	// Self is never skipped, and a lone node is its own home.
+	if got := chunkHomes(v, 3, ps[0], ps[1:], func(peer.ID) bool { return true }, 8); !slices.Equal(got, []peer.ID{ps[0]}) {
+		t.Errorf("all members skipped: %v", got)
+	}
+	if got := chunkHomes(v, 3, ps[0], nil, nil, 3); !slices.Equal(got, []peer.ID{ps[0]}) {
+		t.Errorf("alone: %v", got)
+	}
+}
+
 func TestChunkKeyRoundTrip(t *testing.T) {
 	vs := []catalog.Version{
 		{Bucket: "b", Key: "k", ETag: `"abc"`, Size: 5*cs + 1, ChunkSize: cs, Hash: "sha2-256"},
@@ -173,4 +230,65 @@ func FuzzMetaAnswer(f *testing.F) {
 			t.Fatalf("accepted %+v", a)
 		}
 	})
+}
+
+// TestHomeReadAhead: a home that serves one of its chunks of a version read
+// in order also fetches its next homeAheadDepth own chunks from the origin,
+// once; a request in the middle of an object (the previous own chunk not
+// held) starts nothing.
+func TestHomeReadAhead(t *testing.T) {
+	others := testPeers(3)
+	data := randBytes(16*cs, 21)
+	setup := func() (*clusterEnv, catalog.Version, []int64) {
+		e := newClusterEnv(t, others)
+		e.org.set("b", "k", data)
+		v := e.n.version("b", "k", etagOf(data), int64(len(data)))
+		var own []int64
+		for j := range v.NumChunks() {
+			if chunkHomes(v, j, e.self, others, nil, 1)[0] == e.self {
+				own = append(own, j)
+			}
+		}
+		if len(own) != 4 {
+			t.Fatalf("own chunks %v, want one per window of 4", own)
+		}
+		return e, v, own
+	}
+	known := func(e *clusterEnv, v catalog.Version, i int64) bool {
+		_, err := e.cat.Chunk(t.Context(), v, i)
+		return err == nil
+	}
+
+	e, v, own := setup()
+	h := e.n.PeerHandler()
+	if _, _, err := h.Fetch(t.Context(), encodeChunkKey(v, own[0])); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "the next own chunks fetched ahead", func() bool {
+		return known(e, v, own[1]) && known(e, v, own[2])
+	})
+	// Serving them again (from the store) moves the window by one.
+	if _, _, err := h.Fetch(t.Context(), encodeChunkKey(v, own[1])); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "the last own chunk fetched ahead", func() bool { return known(e, v, own[3]) })
+	if got := e.org.count("GetRange"); got != 4 {
+		t.Errorf("%d origin GETs for 4 own chunks", got)
+	}
+	for j := range v.NumChunks() {
+		if !slices.Contains(own, j) && known(e, v, j) {
+			t.Errorf("chunk %d of another home was fetched", j)
+		}
+	}
+
+	e, v, own = setup()
+	if _, _, err := e.n.PeerHandler().Fetch(t.Context(), encodeChunkKey(v, own[2])); err != nil {
+		t.Fatal(err)
+	}
+	e.n.cl.mu.Lock()
+	ahead := len(e.n.cl.ahead)
+	e.n.cl.mu.Unlock()
+	if ahead != 0 || known(e, v, own[3]) {
+		t.Errorf("a request in the middle started %d read-ahead fetches", ahead)
+	}
 }

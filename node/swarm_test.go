@@ -349,7 +349,7 @@ func TestSwarmHomeKilled(t *testing.T) {
 	v := reader.n.version("b", "k", etagOf(data), int64(len(data)))
 	// Kill the home of chunk 0 as the reader sees it (not the reader).
 	var victim *member
-	for _, p := range rendezvous(chunkSeed(v, 0), reader.h.ID(), reader.mem.Members(), 4) {
+	for _, p := range chunkHomes(v, 0, reader.h.ID(), reader.mem.Members(), nil, 4) {
 		if p != reader.h.ID() {
 			for _, m := range s.members {
 				if m.h.ID() == p {
@@ -437,7 +437,7 @@ func TestSwarmCorruptPeer(t *testing.T) {
 	// The liar is the first home of chunk 0 other than the reader, as the
 	// reader sees it.
 	bad, other := -1, -1
-	for _, p := range rendezvous(chunkSeed(v, 0), reader.h.ID(), reader.mem.Members(), 3) {
+	for _, p := range chunkHomes(v, 0, reader.h.ID(), reader.mem.Members(), nil, 3) {
 		for i, m := range s.members {
 			if m.h.ID() == p && m != reader && bad < 0 {
 				bad = i

@@ -25,6 +25,8 @@
 //	SHOAL_SWARM_S3_SIZE    S3 object size (default 1GiB)
 //	SHOAL_SWARM_CHUNK      node chunk size (default: the node's own)
 //	SHOAL_SWARM_NODE_ARGS  extra `shoal node` flags, space separated
+//	SHOAL_SWARM_DIRECT     0 skips S4's direct-from-origin baseline (N*S/B
+//	                       per run) for quick iterations (default 1)
 //	SHOAL_SWARM_OUT        JSON results file (default <module root>/.bench/swarm.json)
 //	SHOAL_BIN, SHOAL_VERSITYGW  binaries to use (default: built like the tests do)
 //	SHOAL_IPFS             kubo's ipfs binary for the S3 baseline (default
@@ -36,8 +38,11 @@
 // wait until each sees the other N-1, and all read it through their own
 // gateways at one common instant. Per-node time runs from that instant to
 // the last byte; every body is SHA-256-checked. The origin proxy counts
-// object GETs, distinct ranges and bytes. One iperf3 stream over a shaped
-// link gives the goodput B allows (a little below B: headers).
+// object GETs, distinct ranges, bytes and the time of its last byte (so a
+// run shows how long the origin link set the pace and how long the fan-out
+// after it took); the machine's CPU busy fraction during the read is
+// recorded too. One iperf3 stream over a shaped link gives the goodput B
+// allows (a little below B: headers).
 //
 // S3 per run: a fresh node B reads the object through its gateway while
 // node A holds it (A read it once through its own gateway); iperf3 (one

@@ -55,6 +55,9 @@ type OriginCounts struct {
 	// most GETs any one of them got.
 	DistinctRanges int `json:"distinct_ranges"`
 	MaxPerRange    int `json:"max_per_range"`
+	// LastByte is when the proxy last wrote response bytes (unix ns; 0:
+	// none since the last Reset).
+	LastByte int64 `json:"last_byte_unix_ns,omitempty"`
 }
 
 // Origin is a running versitygw behind a counting proxy.
@@ -71,6 +74,7 @@ type Origin struct {
 	srv  *http.Server
 
 	getObject, rangedGet, headObject, other, bytesOut atomic.Int64
+	lastByte                                          atomic.Int64 // unix ns of the last body write
 
 	mu     sync.Mutex     // guards ranges
 	ranges map[string]int // Range header -> GETs
@@ -165,7 +169,7 @@ func (o *Origin) serve(ln net.Listener) {
 	o.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			o.classify(r)
-			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &o.bytesOut}, r)
+			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &o.bytesOut, last: &o.lastByte}, r)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
@@ -197,7 +201,7 @@ func (o *Origin) classify(r *http.Request) {
 // Counts returns the counts since the last Reset.
 func (o *Origin) Counts() OriginCounts {
 	c := OriginCounts{GetObject: o.getObject.Load(), RangedGet: o.rangedGet.Load(),
-		HeadObject: o.headObject.Load(), Other: o.other.Load(), BytesOut: o.bytesOut.Load()}
+		HeadObject: o.headObject.Load(), Other: o.other.Load(), BytesOut: o.bytesOut.Load(), LastByte: o.lastByte.Load()}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c.DistinctRanges = len(o.ranges)
@@ -209,7 +213,7 @@ func (o *Origin) Counts() OriginCounts {
 
 // Reset zeroes the counts.
 func (o *Origin) Reset() {
-	for _, c := range []*atomic.Int64{&o.getObject, &o.rangedGet, &o.headObject, &o.other, &o.bytesOut} {
+	for _, c := range []*atomic.Int64{&o.getObject, &o.rangedGet, &o.headObject, &o.other, &o.bytesOut, &o.lastByte} {
 		c.Store(0)
 	}
 	o.mu.Lock()
@@ -279,12 +283,16 @@ func (o *Origin) Close() error {
 
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n    *atomic.Int64
+	last *atomic.Int64 // unix ns of the last write of bytes
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n.Add(int64(n))
+	if n > 0 {
+		w.last.Store(time.Now().UnixNano())
+	}
 	return n, err
 }
 

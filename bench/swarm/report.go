@@ -47,7 +47,13 @@ type S4Run struct {
 	DirectSeconds []float64    `json:"direct_seconds"`
 	Origin        OriginCounts `json:"origin"`
 	DirectOrigin  OriginCounts `json:"direct_origin"`
-	Errors        []string     `json:"errors,omitempty"`
+	// CPUBusy is the machine's CPU busy fraction (0..1, all cores) during
+	// the cluster read: near 1 means the box, not the links, set the pace.
+	CPUBusy float64 `json:"cpu_busy"`
+	// OriginDone: seconds from the common start to the origin's last byte
+	// (how long the origin link was the pace; the rest is the fan-out).
+	OriginDone float64  `json:"origin_done_seconds"`
+	Errors     []string `json:"errors,omitempty"`
 }
 
 // S4Result is scenario S4.

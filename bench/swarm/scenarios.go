@@ -253,8 +253,12 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 		var r S4Run
 		// Baseline: the same N namespaces read straight from the origin.
 		origin.Reset()
-		log.Info("direct baseline", "run", run+1)
-		dr, startAt := readAll(ctx, env, hosts, directURLs, timeout)
+		var dr []ReadResult
+		var startAt int64
+		if !s.NoDirect {
+			log.Info("direct baseline", "run", run+1)
+			dr, startAt = readAll(ctx, env, hosts, directURLs, timeout)
+		}
 		r.DirectOrigin = origin.Counts()
 		worst := 0.0
 		for i, x := range dr {
@@ -265,7 +269,10 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 			r.DirectSeconds = append(r.DirectSeconds, sec)
 			worst = max(worst, sec)
 		}
-		directSlowest = append(directSlowest, worst)
+		worst0 := worst
+		if !s.NoDirect {
+			directSlowest = append(directSlowest, worst)
+		}
 
 		// Shoal: fresh (cold) nodes, all reading through their gateways.
 		runDir := filepath.Join(work, fmt.Sprintf("run%d", run+1))
@@ -285,8 +292,13 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 		}
 		origin.Reset()
 		log.Info("shoal read", "run", run+1)
+		cpu0 := cpuTimes()
 		sr, startAt := readAll(ctx, env, hosts, gwURLs, timeout)
 		r.Origin = origin.Counts()
+		r.CPUBusy = cpuTimes().busySince(cpu0)
+		if r.Origin.LastByte > 0 {
+			r.OriginDone = float64(r.Origin.LastByte-startAt) / 1e9
+		}
 		if err := stopNodes(nodes); err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("S4 run %d: %v", run+1, err))
 		}
@@ -310,8 +322,9 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 		perChunk = append(perChunk, float64(r.Origin.GetObject)/chunks)
 		res.Errors += len(r.Errors)
 		res.RunsDetail = append(res.RunsDetail, r)
-		log.Info("S4 run done", "run", run+1, "slowest_s", worst, "limit_s", limit, "direct_slowest_s", directSlowest[run],
-			"origin_bytes", r.Origin.BytesOut, "origin_gets", r.Origin.GetObject, "errors", len(r.Errors))
+		log.Info("S4 run done", "run", run+1, "slowest_s", worst, "limit_s", limit, "direct_slowest_s", worst0,
+			"origin_bytes", r.Origin.BytesOut, "origin_gets", r.Origin.GetObject, "errors", len(r.Errors),
+			"cpu_busy", r.CPUBusy, "origin_done_s", r.OriginDone)
 		os.RemoveAll(runDir)
 	}
 	res.Slowest, res.SlowestX, res.Mean = NewStat(slowest), NewStat(slowestX), NewStat(mean)

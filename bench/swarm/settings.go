@@ -53,6 +53,9 @@ type Settings struct {
 	ChunkFlag string
 	NodeArgs  []string
 	Out       string
+	// NoDirect skips S4's direct-from-origin baseline (N*S/B per run),
+	// for quick iterations on the cluster figures.
+	NoDirect bool
 }
 
 // LoadSettings reads the settings through getenv; root is the module root
@@ -123,6 +126,13 @@ func LoadSettings(getenv func(string) string, root string) (Settings, error) {
 		}
 	}
 	s.NodeArgs = strings.Fields(getenv("SHOAL_SWARM_NODE_ARGS"))
+	switch v := strings.TrimSpace(getenv("SHOAL_SWARM_DIRECT")); v {
+	case "", "1":
+	case "0":
+		s.NoDirect = true
+	default:
+		bad("SHOAL_SWARM_DIRECT", v, errors.New("want 0 or 1"))
+	}
 	if v := getenv("SHOAL_SWARM_OUT"); v != "" {
 		s.Out = v
 	}

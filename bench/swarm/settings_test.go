@@ -102,3 +102,15 @@ func TestNewStat(t *testing.T) {
 		t.Fatalf("empty: %+v", s)
 	}
 }
+
+func TestLoadSettingsDirect(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "1": false, "0": true} {
+		s, err := LoadSettings(envOf(map[string]string{"SHOAL_SWARM_DIRECT": v}), "/mod")
+		if err != nil || s.NoDirect != want {
+			t.Errorf("SHOAL_SWARM_DIRECT=%q: NoDirect %v, err %v; want %v", v, s.NoDirect, err, want)
+		}
+	}
+	if _, err := LoadSettings(envOf(map[string]string{"SHOAL_SWARM_DIRECT": "no"}), "/mod"); !errors.Is(err, ErrSettings) {
+		t.Errorf("SHOAL_SWARM_DIRECT=no: %v", err)
+	}
+}

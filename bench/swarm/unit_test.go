@@ -193,3 +193,20 @@ func TestReportTableAndJSON(t *testing.T) {
 		t.Fatalf("round trip: %v %+v", err, back)
 	}
 }
+
+func TestParseCPU(t *testing.T) {
+	s0 := parseCPU("cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 2 3 4\n")
+	s1 := parseCPU("cpu  200 0 200 800 100 0 0 0 0 0\n")
+	if s0.total != 1000 || s0.busy != 200 {
+		t.Fatalf("s0 = %+v", s0)
+	}
+	if got := s1.busySince(s0); got < 0.66 || got > 0.67 {
+		t.Errorf("busy = %v, want 2/3", got)
+	}
+	if got := parseCPU("garbage"); got != (cpuSample{}) {
+		t.Errorf("garbage parsed as %+v", got)
+	}
+	if got := s0.busySince(cpuSample{}); got != 0 {
+		t.Errorf("busy since zero sample = %v", got)
+	}
+}

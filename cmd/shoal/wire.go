@@ -164,6 +164,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		MetadataTTL: c.MetadataTTL,
 		Immutable:   c.Immutable,
 		ListTTL:     c.ListTTL,
+		ReadAhead:   c.ReadAhead,
 	}, store, org, cat, nodeOpts...)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,9 @@ type Config struct {
 	MetadataTTL time.Duration `yaml:"metadata-ttl"`
 	Immutable   []string      `yaml:"immutable"`
 	ListTTL     time.Duration `yaml:"list-ttl"`
+	// ReadAhead: chunks fetched ahead of a reader; 0 keeps the node's
+	// default (4 alone, 16 in a cluster).
+	ReadAhead int `yaml:"read-ahead"`
 
 	P2PListen         []string      `yaml:"p2p-listen"`
 	SwarmKey          string        `yaml:"swarm-key"`
@@ -154,6 +157,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := content.ParseHash(c.Hash); err != nil {
 		bad("hash", "%q: want sha2-256 or blake3", c.Hash)
+	}
+	if c.ReadAhead < 0 || c.ReadAhead > 256 {
+		bad("read-ahead", "%d: want 0 (default) .. 256", c.ReadAhead)
 	}
 	if c.MetadataTTL < 0 {
 		bad("metadata-ttl", "%s is negative", c.MetadataTTL)

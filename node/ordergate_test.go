@@ -1,0 +1,135 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestOrderGate: at most limit holders per version; waiters are admitted
+// lowest index first whatever their arrival order; other versions are not
+// held up; a waiter that gives up leaves no trace.
+func TestOrderGate(t *testing.T) {
+	g := newOrderGate()
+	ctx := t.Context()
+	rel1, err := g.acquire(ctx, "v", 50, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another version has its own slots.
+	relOther, err := g.acquire(ctx, "w", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relOther()
+
+	var mu sync.Mutex
+	var order []int64
+	var wg sync.WaitGroup
+	for k, i := range []int64{9, 3, 7} {
+		wg.Go(func() {
+			rel, err := g.acquire(ctx, "v", i, 1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			rel()
+		})
+		waitWaiters(t, g, "v", k+1) // arrival order 9, 3, 7
+	}
+
+	// A waiter that gives up is removed.
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := g.acquire(cctx, "v", 1, 1)
+		errc <- err
+	}()
+	waitWaiters(t, g, "v", 4)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	if n := countWaiting(g, "v"); n != 3 {
+		t.Fatalf("%d waiting after a cancel, want 3", n)
+	}
+
+	rel1()
+	wg.Wait()
+	if want := []int64{3, 7, 9}; !equalInts(order, want) {
+		t.Errorf("admitted in order %v, want %v", order, want)
+	}
+	g.mu.Lock()
+	left := len(g.versions)
+	g.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d versions left in an idle gate", left)
+	}
+}
+
+// TestOrderGateLimit: limit holders run at once, never more.
+func TestOrderGateLimit(t *testing.T) {
+	g := newOrderGate()
+	var mu sync.Mutex
+	cur, peak := 0, 0
+	var wg sync.WaitGroup
+	for i := range int64(20) {
+		wg.Go(func() {
+			rel, err := g.acquire(t.Context(), "v", i, 3)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			cur++
+			peak = max(peak, cur)
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			cur--
+			mu.Unlock()
+			rel()
+		})
+	}
+	wg.Wait()
+	if peak > 3 || peak < 1 {
+		t.Errorf("peak %d holders, limit 3", peak)
+	}
+}
+
+func countWaiting(g *orderGate, vid string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if vg := g.versions[vid]; vg != nil {
+		return len(vg.waiting)
+	}
+	return 0
+}
+
+func waitWaiters(t *testing.T, g *orderGate, vid string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for countWaiting(g, vid) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters, want %d", countWaiting(g, vid), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
