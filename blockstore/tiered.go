@@ -9,6 +9,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-cache/shoal/internal/content"
 )
 
 // TieredConfig configures the tiered store.
@@ -246,6 +248,19 @@ func (t *Tiered) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	if err := verify("tiered put", c, data); err != nil {
 		return err
 	}
+	return t.put(ctx, c, data)
+}
+
+// PutBlock is Put for a block whose bytes were already hashed or verified
+// (a content.Block proves it), so they are not hashed again.
+func (t *Tiered) PutBlock(ctx context.Context, b content.Block) error {
+	if !b.CID().Defined() {
+		return fmt.Errorf("blockstore: tiered put: empty block: %w", ErrHashMismatch)
+	}
+	return t.put(ctx, b.CID(), b.Data())
+}
+
+func (t *Tiered) put(ctx context.Context, c cid.Cid, data []byte) error {
 	if err := t.checkOpen("put"); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package blockstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shoal-cache/shoal/blockstore"
 	"github.com/shoal-cache/shoal/blockstore/storetest"
+	"github.com/shoal-cache/shoal/internal/content"
 )
 
 // gatedCreator makes payload writes wait, while gated, until release is
@@ -342,5 +344,31 @@ func TestTieredFlushHonoursContext(t *testing.T) {
 	cancel()
 	if err := tr.Flush(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("flush with a blocked writer and cancelled ctx: %v", err)
+	}
+}
+
+// PutBlock stores a block proven by content.Block without hashing it again;
+// what it stores reads back and reaches the disk tier like any other block.
+func TestTieredPutBlock(t *testing.T) {
+	ts := newTiered(t, 1<<20, t.TempDir(), 8<<20, blockstore.TieredConfig{}, nil)
+	defer ts.Close()
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("put block "), 1000)
+	b := content.NewBlock(content.SHA256, data)
+	if err := ts.PutBlock(ctx, b); err != nil {
+		t.Fatalf("PutBlock: %v", err)
+	}
+	got, err := ts.Get(ctx, b.CID())
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get after PutBlock: %v", err)
+	}
+	if err := ts.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, disk := ts.TierStats(); disk.Blocks != 1 {
+		t.Fatalf("disk tier holds %d blocks after Flush, want 1", disk.Blocks)
+	}
+	if err := ts.PutBlock(ctx, content.Block{}); !errors.Is(err, blockstore.ErrHashMismatch) {
+		t.Fatalf("PutBlock of the zero Block: %v, want ErrHashMismatch", err)
 	}
 }

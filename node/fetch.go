@@ -180,10 +180,12 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bo
 		}
 		if n.peers != nil {
 			data, err := n.peers.FetchChunk(ctx, req)
-			if err == nil && int64(len(data)) == req.Len && content.Verify(c, data) == nil {
-				n.m.peer.Add(1)
-				n.keep(ctx, c, data)
-				return data, nil
+			if err == nil && int64(len(data)) == req.Len {
+				if b, verr := content.VerifyBlock(c, data); verr == nil {
+					n.m.peer.Add(1)
+					n.keepBlock(ctx, b)
+					return data, nil
+				}
 			}
 			if err != nil && ctx.Err() == nil {
 				n.log.Debug("peer fetch failed", "cid", c, "err", err)
@@ -219,14 +221,15 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bo
 	if err != nil {
 		return nil, err
 	}
-	sum := content.Sum(n.hashOf(v), data)
+	blk := content.NewBlock(n.hashOf(v), data)
+	sum := blk.CID()
 	if req.CID.Defined() && !sum.Equals(req.CID) {
 		// Same ETag, other bytes: the origin is not behaving like S3. Never
 		// serve bytes that disagree with what this version was recorded as.
 		return nil, fmt.Errorf("node: chunk %d of %s/%s: origin bytes do not match recorded %s: %w",
 			i, v.Bucket, v.Key, req.CID, origin.ErrPreconditionFailed)
 	}
-	n.landed(ctx, v, i, sum, data)
+	n.landedBlock(ctx, v, i, blk)
 	return data, nil
 }
 
@@ -243,6 +246,18 @@ func (n *Node) hashOf(v catalog.Version) content.Hash {
 // when the version's index is complete.
 func (n *Node) landed(ctx context.Context, v catalog.Version, i int64, sum cid.Cid, data []byte) {
 	n.keep(ctx, sum, data)
+	n.record(ctx, v, i, sum)
+}
+
+// landedBlock is landed for a block this node hashed itself.
+func (n *Node) landedBlock(ctx context.Context, v catalog.Version, i int64, b content.Block) {
+	n.keepBlock(ctx, b)
+	n.record(ctx, v, i, b.CID())
+}
+
+// record notes chunk i's CID in the version's index and builds the
+// manifest when the index is complete.
+func (n *Node) record(ctx context.Context, v catalog.Version, i int64, sum cid.Cid) {
 	known, err := n.cat.PutChunk(ctx, v, i, sum)
 	if err != nil {
 		n.log.Warn("recording chunk failed", "bucket", v.Bucket, "key", v.Key, "chunk", i, "err", err)
@@ -258,7 +273,27 @@ func (n *Node) landed(ctx context.Context, v catalog.Version, i int64, sum cid.C
 // keep stores a verified chunk; a store that is full or failing only costs
 // a later refetch, so the error is logged, not returned.
 func (n *Node) keep(ctx context.Context, c cid.Cid, data []byte) {
-	if err := n.store.Put(ctx, c, data); err != nil {
+	n.stored(c, n.store.Put(ctx, c, data))
+}
+
+// blockPutter is a store that takes bytes already proven to match their
+// CID (a content.Block) without hashing them again.
+type blockPutter interface {
+	PutBlock(ctx context.Context, b content.Block) error
+}
+
+// keepBlock stores a block this node hashed or verified itself, hashing
+// it only once in all when the store accepts a content.Block.
+func (n *Node) keepBlock(ctx context.Context, b content.Block) {
+	if bp, ok := n.store.(blockPutter); ok {
+		n.stored(b.CID(), bp.PutBlock(ctx, b))
+		return
+	}
+	n.keep(ctx, b.CID(), b.Data())
+}
+
+func (n *Node) stored(c cid.Cid, err error) {
+	if err != nil {
 		n.log.Warn("storing chunk failed", "cid", c, "err", err)
 		return
 	}

@@ -92,3 +92,31 @@ func Verify(c cid.Cid, data []byte) error {
 	}
 	return nil
 }
+
+// Block is bytes together with the CID they hash to. Its fields are
+// unexported, so a Block can only come from hashing (NewBlock) or verifying
+// (VerifyBlock): holding one proves the bytes match the CID, and a store
+// may keep it without hashing the bytes a second time.
+type Block struct {
+	c    cid.Cid
+	data []byte
+}
+
+// NewBlock hashes data and returns it as a raw-codec Block.
+func NewBlock(h Hash, data []byte) Block {
+	return Block{c: Sum(h, data), data: data}
+}
+
+// VerifyBlock checks data against c (as Verify) and returns them as a Block.
+func VerifyBlock(c cid.Cid, data []byte) (Block, error) {
+	if err := Verify(c, data); err != nil {
+		return Block{}, err
+	}
+	return Block{c: c, data: data}, nil
+}
+
+// CID returns the block's CID (cid.Undef for the zero Block).
+func (b Block) CID() cid.Cid { return b.c }
+
+// Data returns the block's bytes; callers must not modify them.
+func (b Block) Data() []byte { return b.data }

@@ -87,3 +87,21 @@ func BenchmarkVerify4MiB(b *testing.B) {
 		})
 	}
 }
+
+func TestBlock(t *testing.T) {
+	data := []byte("a chunk")
+	b := NewBlock(BLAKE3, data)
+	if !b.CID().Equals(Sum(BLAKE3, data)) || !bytes.Equal(b.Data(), data) {
+		t.Fatalf("NewBlock: %s %q", b.CID(), b.Data())
+	}
+	v, err := VerifyBlock(b.CID(), data)
+	if err != nil || !v.CID().Equals(b.CID()) {
+		t.Fatalf("VerifyBlock of matching bytes: %v", err)
+	}
+	if _, err := VerifyBlock(b.CID(), []byte("another")); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("VerifyBlock of other bytes: %v, want ErrMismatch", err)
+	}
+	if (Block{}).CID().Defined() {
+		t.Fatal("zero Block has a defined CID")
+	}
+}
