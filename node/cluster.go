@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/routing"
 	"github.com/shoal-cache/shoal/transfer"
 )
@@ -24,13 +25,13 @@ type Router interface {
 	GetManifestRecord(ctx context.Context, bucket, key, etag string) (routing.ManifestRecord, error)
 }
 
-// Transfer is the subset of *transfer.Client the node uses. GetBlock must
-// return bytes verified against c (transfer.Client does): the node does not
-// hash them again. A home's Fetch answer is checked by the node against the
-// version's hash.
+// Transfer is the subset of *transfer.Client the node uses. Both fetches
+// return a content.Block, proof that the bytes were verified against its
+// CID, so neither the node nor its store hashes them again. A home's Fetch
+// answer is also checked to carry the raw CID under the version's hash.
 type Transfer interface {
-	GetBlock(ctx context.Context, c cid.Cid, providers []peer.AddrInfo) ([]byte, error)
-	Fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []byte, error)
+	GetVerified(ctx context.Context, c cid.Cid, providers []peer.AddrInfo) (content.Block, error)
+	FetchVerified(ctx context.Context, p peer.ID, key []byte) (content.Block, error)
 	Meta(ctx context.Context, p peer.ID, key []byte) ([]byte, error)
 	// Penalized reports a peer that recently stalled, failed or lied; it
 	// is skipped as a home node until its penalty ends.

@@ -105,16 +105,26 @@ func (f *fakeTransfer) calls() []peer.ID {
 	return slices.Clone(f.asked)
 }
 
-func (f *fakeTransfer) GetBlock(ctx context.Context, c cid.Cid, providers []peer.AddrInfo) ([]byte, error) {
-	return nil, transfer.ErrNoProviders
+func (f *fakeTransfer) GetVerified(ctx context.Context, c cid.Cid, providers []peer.AddrInfo) (content.Block, error) {
+	return content.Block{}, transfer.ErrNoProviders
 }
 
-func (f *fakeTransfer) Fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []byte, error) {
+// FetchVerified checks the fake home's answer against the CID it names, as
+// transfer.Client does: bytes that do not match are ErrCorrupt.
+func (f *fakeTransfer) FetchVerified(ctx context.Context, p peer.ID, key []byte) (content.Block, error) {
 	f.record(p)
 	if f.fetch == nil {
-		return cid.Undef, nil, transfer.ErrUnavailable
+		return content.Block{}, transfer.ErrUnavailable
 	}
-	return f.fetch(p, key)
+	c, data, err := f.fetch(p, key)
+	if err != nil {
+		return content.Block{}, err
+	}
+	b, err := content.VerifyBlock(c, data)
+	if err != nil {
+		return content.Block{}, fmt.Errorf("%w: %w", transfer.ErrCorrupt, err)
+	}
+	return b, nil
 }
 
 func (f *fakeTransfer) Meta(ctx context.Context, p peer.ID, key []byte) ([]byte, error) {

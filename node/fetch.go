@@ -192,10 +192,10 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bo
 			}
 		}
 		if n.cl != nil {
-			if data, ok := n.fromProviders(ctx, req); ok {
+			if b, ok := n.fromProviders(ctx, req); ok {
 				n.m.peer.Add(1)
-				n.keep(ctx, c, data)
-				return data, nil
+				n.keepBlock(ctx, b)
+				return b.Data(), nil
 			}
 		}
 	case errors.Is(err, catalog.ErrNotFound):
@@ -207,10 +207,10 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bo
 	}
 
 	if forward {
-		if data, sum, ok := n.fromHome(ctx, req); ok {
+		if b, ok := n.fromHome(ctx, req); ok {
 			n.m.home.Add(1)
-			n.landed(ctx, v, i, sum, data)
-			return data, nil
+			n.landedBlock(ctx, v, i, b)
+			return b.Data(), nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err

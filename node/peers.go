@@ -8,8 +8,6 @@ import (
 	"maps"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/origin"
@@ -101,10 +99,11 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 		if ferr != nil || len(provs) == 0 {
 			return fmt.Errorf("node: no provider for manifest %s: %w", mc, errors.Join(errNoManifest, ferr))
 		}
-		data, err = cl.Transfer.GetBlock(ctx, mc, provs)
+		b, err := cl.Transfer.GetVerified(ctx, mc, provs)
 		if err != nil {
 			return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
 		}
+		data = b.Data()
 	}
 	if err := content.Verify(mc, data); err != nil {
 		return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
@@ -133,7 +132,7 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 // fromProviders fetches a chunk whose CID is known from the peers that
 // announced it, several at once (transfer splits the chunk between them),
 // and verifies it. It reports false when no provider delivered.
-func (n *Node) fromProviders(ctx context.Context, req ChunkRequest) ([]byte, bool) {
+func (n *Node) fromProviders(ctx context.Context, req ChunkRequest) (content.Block, bool) {
 	cl := n.cl
 	c := req.CID
 	fctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -143,22 +142,22 @@ func (n *Node) fromProviders(ctx context.Context, req ChunkRequest) ([]byte, boo
 		if err != nil && ctx.Err() == nil {
 			n.log.Debug("finding providers failed", "cid", c, "err", err)
 		}
-		return nil, false
+		return content.Block{}, false
 	}
-	data, err := cl.Transfer.GetBlock(ctx, c, provs)
+	b, err := cl.Transfer.GetVerified(ctx, c, provs)
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Debug("providers could not deliver", "cid", c, "providers", len(provs), "err", err)
 		}
-		return nil, false
+		return content.Block{}, false
 	}
-	// GetBlock verified the bytes against c (see Transfer): hashing them
-	// again here cost a sixth of a cold reader's CPU (S3 profile).
-	if int64(len(data)) != req.Len {
-		n.log.Warn("providers delivered a chunk of the wrong length", "cid", c, "len", len(data), "want", req.Len)
-		return nil, false
+	// GetVerified verified the bytes against c (see Transfer): hashing
+	// them again here cost a sixth of a cold reader's CPU (S3 profile).
+	if int64(len(b.Data())) != req.Len {
+		n.log.Warn("providers delivered a chunk of the wrong length", "cid", c, "len", len(b.Data()), "want", req.Len)
+		return content.Block{}, false
 	}
-	return data, true
+	return b, true
 }
 
 // fromHome asks the chunk's home nodes, in rendezvous order, to serve it
@@ -169,9 +168,12 @@ func (n *Node) fromProviders(ctx context.Context, req ChunkRequest) ([]byte, boo
 // client's stall timeout (it sends keep-alives while it works) and is
 // penalized, so the chunks after it skip it. The answer's CID must be the raw
 // CID of the bytes under the version's hash, and equal to req.CID if known.
-func (n *Node) fromHome(ctx context.Context, req ChunkRequest) ([]byte, cid.Cid, bool) {
+func (n *Node) fromHome(ctx context.Context, req ChunkRequest) (content.Block, bool) {
 	cl := n.cl
 	v := req.Version
+	// want carries the CID prefix (v1, raw, the version's hash) of this
+	// version's chunks.
+	want := content.Sum(content.Hash(v.Hash), nil)
 	var key []byte
 	for _, p := range cl.chunkHomes(v, req.Index, homeCandidates) {
 		if p == cl.self {
@@ -180,22 +182,25 @@ func (n *Node) fromHome(ctx context.Context, req ChunkRequest) ([]byte, cid.Cid,
 		if key == nil {
 			key = encodeChunkKey(v, req.Index)
 		}
-		c, data, err := cl.Transfer.Fetch(ctx, p, key)
+		b, err := cl.Transfer.FetchVerified(ctx, p, key)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, cid.Undef, false
+				return content.Block{}, false
 			}
 			n.log.Debug("home node could not serve chunk", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.Index, "err", err)
 			continue
 		}
-		sum := content.Sum(content.Hash(v.Hash), data)
-		if int64(len(data)) != req.Len || !sum.Equals(c) || (req.CID.Defined() && !sum.Equals(req.CID)) {
+		// The bytes match b's CID (FetchVerified); that CID must also be
+		// the raw CID under the version's hash, which its prefix tells
+		// without hashing again.
+		if int64(len(b.Data())) != req.Len || b.CID().Prefix() != want.Prefix() ||
+			(req.CID.Defined() && !b.CID().Equals(req.CID)) {
 			n.log.Warn("home node sent a chunk that does not verify", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.Index)
 			continue
 		}
-		return data, sum, true
+		return b, true
 	}
-	return nil, cid.Undef, false
+	return content.Block{}, false
 }
 
 // metaAnswer is a home node's answer to a metadata request (JSON).

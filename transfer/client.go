@@ -106,50 +106,61 @@ func (c *Client) acquire(ctx context.Context) (func(), error) {
 // Fetch asks p, the home node of key, for the chunk under key (p fetches it
 // from the origin if needed) and returns its CID and bytes, verified.
 func (c *Client) Fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []byte, error) {
+	b, err := c.FetchVerified(ctx, p, key)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	return b.CID(), b.Data(), nil
+}
+
+// FetchVerified is Fetch returning the answer as a content.Block: proof that
+// the bytes were verified against the CID the home node named.
+func (c *Client) FetchVerified(ctx context.Context, p peer.ID, key []byte) (content.Block, error) {
 	if len(key) == 0 || len(key) > MaxKeySize {
-		return cid.Undef, nil, fmt.Errorf("transfer: fetch: key of %d bytes (want 1..%d): %w", len(key), MaxKeySize, ErrProtocol)
+		return content.Block{}, fmt.Errorf("transfer: fetch: key of %d bytes (want 1..%d): %w", len(key), MaxKeySize, ErrProtocol)
 	}
 	release, err := c.acquire(ctx)
 	if err != nil {
-		return cid.Undef, nil, err
+		return content.Block{}, err
 	}
 	defer release()
-	id, data, err := c.fetch(ctx, p, key)
+	b, err := c.fetch(ctx, p, key)
 	c.metrics.requests.WithLabelValues("fetch", resultLabel(err)).Inc()
 	c.judge(ctx, p, "fetch", err)
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("transfer: fetch from %s: %w", p, err)
+		return content.Block{}, fmt.Errorf("transfer: fetch from %s: %w", p, err)
 	}
-	return id, data, nil
+	return b, nil
 }
 
-func (c *Client) fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []byte, error) {
+func (c *Client) fetch(ctx context.Context, p peer.ID, key []byte) (content.Block, error) {
 	s, hdr, err := c.open(ctx, p, nil, Request{Type: MsgFetch, Key: key}, c.cfg.FetchTimeout)
 	if err != nil {
-		return cid.Undef, nil, err
+		return content.Block{}, err
 	}
 	defer s.Close()
 	if hdr.Size > uint64(c.cfg.MaxBlockSize) || hdr.Offset != 0 || hdr.Length != hdr.Size || !hdr.CID.Defined() {
 		_ = s.Reset()
-		return cid.Undef, nil, fmt.Errorf("%w: fetch answer size %d offset %d length %d cid %v",
+		return content.Block{}, fmt.Errorf("%w: fetch answer size %d offset %d length %d cid %v",
 			ErrProtocol, hdr.Size, hdr.Offset, hdr.Length, hdr.CID.Defined())
 	}
 	data := make([]byte, hdr.Size)
 	n, err := c.readBody(ctx, s, data)
 	if err != nil {
 		_ = s.Reset()
-		return cid.Undef, nil, err
+		return content.Block{}, err
 	}
 	if n != len(data) {
-		return cid.Undef, nil, fmt.Errorf("%w: short body", ErrProtocol)
+		return content.Block{}, fmt.Errorf("%w: short body", ErrProtocol)
 	}
-	if err := content.Verify(hdr.CID, data); err != nil {
+	b, err := content.VerifyBlock(hdr.CID, data)
+	if err != nil {
 		if errors.Is(err, content.ErrMismatch) {
-			return cid.Undef, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			return content.Block{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		return cid.Undef, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+		return content.Block{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
-	return hdr.CID, data, nil
+	return b, nil
 }
 
 // Meta asks p for the opaque metadata under key.

@@ -26,16 +26,26 @@ import (
 // provider delivers, the error wraps ErrUnavailable (and the per-provider
 // causes, e.g. ErrNotFound), so the caller can fall back to the origin.
 func (c *Client) GetBlock(ctx context.Context, id cid.Cid, providers []peer.AddrInfo) ([]byte, error) {
+	b, err := c.GetVerified(ctx, id, providers)
+	if err != nil {
+		return nil, err
+	}
+	return b.Data(), nil
+}
+
+// GetVerified is GetBlock returning the bytes as a content.Block: proof that
+// they were verified against id, so a store need not hash them again.
+func (c *Client) GetVerified(ctx context.Context, id cid.Cid, providers []peer.AddrInfo) (content.Block, error) {
 	if err := content.Verify(id, nil); errors.Is(err, content.ErrUnsupported) {
-		return nil, fmt.Errorf("transfer: get block: %w", err)
+		return content.Block{}, fmt.Errorf("transfer: get block: %w", err)
 	}
 	order, addrs := c.dedupe(providers)
 	if len(order) == 0 {
-		return nil, fmt.Errorf("transfer: get block %s: %w", id, ErrNoProviders)
+		return content.Block{}, fmt.Errorf("transfer: get block %s: %w", id, ErrNoProviders)
 	}
 	release, err := c.acquire(ctx)
 	if err != nil {
-		return nil, err
+		return content.Block{}, err
 	}
 	defer release()
 
@@ -49,18 +59,23 @@ func (c *Client) GetBlock(ctx context.Context, id cid.Cid, providers []peer.Addr
 	f := c.newBlockFetch(id, order, addrs, c.cfg.MaxParallel, sub)
 	data, err := f.run(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("transfer: get block %s: %w", id, err)
+		return content.Block{}, fmt.Errorf("transfer: get block %s: %w", id, err)
 	}
-	verr := content.Verify(id, data)
-	if verr == nil {
-		return data, nil
+	if b, verr := content.VerifyBlock(id, data); verr == nil {
+		return b, nil
 	}
 	c.log.Warn("assembled block does not verify; finding the liar", "cid", id, "providers", len(f.contributors()))
 	good, err := c.recoverCorrupt(ctx, f, order, addrs)
 	if err != nil {
-		return nil, fmt.Errorf("transfer: get block %s: %w", id, err)
+		return content.Block{}, fmt.Errorf("transfer: get block %s: %w", id, err)
 	}
-	return good, nil
+	// recoverCorrupt verified good; this rare path hashes it once more to
+	// hand out the proof.
+	b, err := content.VerifyBlock(id, good)
+	if err != nil {
+		return content.Block{}, fmt.Errorf("transfer: get block %s: %w: %w", id, ErrCorrupt, err)
+	}
+	return b, nil
 }
 
 func (c *Client) dedupe(providers []peer.AddrInfo) ([]peer.ID, map[peer.ID][]ma.Multiaddr) {
