@@ -100,9 +100,19 @@ func (c *Catalog) Chunk(ctx context.Context, v Version, i int64) (cid.Cid, error
 		return id, nil
 	}
 	gen := c.cache.generation()
+	out, err := c.readCID(ctx, chunkKey(v, i))
+	if err != nil {
+		return cid.Undef, c.wrap("get chunk", err)
+	}
+	c.cache.fillChunk(gen, v, i, out)
+	return out, nil
+}
+
+// readCID reads the CID stored under key.
+func (c *Catalog) readCID(ctx context.Context, key []byte) (cid.Cid, error) {
 	var out cid.Cid
 	err := c.view(ctx, func(txn *badger.Txn) error {
-		it, err := txn.Get(chunkKey(v, i))
+		it, err := txn.Get(key)
 		if err != nil {
 			return err
 		}
@@ -111,11 +121,7 @@ func (c *Catalog) Chunk(ctx context.Context, v Version, i int64) (cid.Cid, error
 			return err
 		})
 	})
-	if err != nil {
-		return cid.Undef, c.wrap("get chunk", err)
-	}
-	c.cache.fillChunk(gen, v, i, out)
-	return out, nil
+	return out, err
 }
 
 // Chunks returns v's chunk index: NumChunks entries, cid.Undef where the
@@ -175,17 +181,7 @@ func (c *Catalog) SetManifest(ctx context.Context, v Version, id cid.Cid) error 
 
 // Manifest returns v's manifest CID, or ErrNotFound.
 func (c *Catalog) Manifest(ctx context.Context, v Version) (cid.Cid, error) {
-	var out cid.Cid
-	err := c.view(ctx, func(txn *badger.Txn) error {
-		it, err := txn.Get(versionKey(kindManifest, v))
-		if err != nil {
-			return err
-		}
-		return it.Value(func(b []byte) error {
-			out, err = decodeCID(b)
-			return err
-		})
-	})
+	out, err := c.readCID(ctx, versionKey(kindManifest, v))
 	if err != nil {
 		return cid.Undef, c.wrap("get manifest", err)
 	}

@@ -91,6 +91,7 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 	if mc.Prefix().Codec != ManifestCodec {
 		return fmt.Errorf("node: manifest record names %s, not a manifest: %w", mc, errNoManifest)
 	}
+	var fetched content.Block
 	data, err := n.store.Get(ctx, mc)
 	if err != nil {
 		fctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -103,11 +104,10 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 		if err != nil {
 			return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
 		}
-		data = b.Data()
+		fetched, data = b, b.Data()
 	}
-	if err := content.Verify(mc, data); err != nil {
-		return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
-	}
+	// Both sources hand out verified bytes: the store verifies what it
+	// reads back, GetVerified what it received.
 	m, err := DecodeManifest(data)
 	if err != nil {
 		return errors.Join(errNoManifest, err)
@@ -121,7 +121,9 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 			return fmt.Errorf("node: recording chunk %d of manifest %s: %w", i, mc, err)
 		}
 	}
-	n.keep(ctx, mc, data)
+	if fetched.CID().Defined() {
+		n.keepBlock(ctx, fetched)
+	}
 	if err := n.cat.SetManifest(ctx, v, mc); err != nil {
 		return err
 	}
