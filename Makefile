@@ -41,7 +41,7 @@ bench: build versitygw ## scenario benchmarks S1/S2 (BENCHMARKS.md) -> .bench/re
 		$(GO) test ./bench -run TestScenarios -count=1 -timeout 40m -v | tee .bench/scenarios.txt
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./blockstore/... ./gateway/... ./transfer/... | tee .bench/micro.txt
 
-bench-swarm: build versitygw ## S3/S4 swarm scenarios in network namespaces with tc-shaped links (needs root) -> .bench/swarm.json
+bench-swarm: build versitygw ## S3/S4 swarm scenarios in network namespaces with tc-shaped links (needs root; SHOAL_SWARM_SCENARIOS=L1 for L1) -> .bench/swarm.json
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) SHOAL_BENCH_SWARM=1 \
 		$(GO) test ./bench/swarm -run TestSwarmScenarios -count=1 -timeout 60m -v
 

@@ -1,6 +1,6 @@
 package swarm
 
-// This file owns the report: the figures of S3 and S4 with their same-run
+// This file owns the report: the figures of S3, S4 and L1 with their same-run
 // baselines, written as JSON and printed as one summary table.
 
 import (
@@ -100,6 +100,7 @@ type Report struct {
 	Command string    `json:"command"`
 	S4      *S4Result `json:"s4,omitempty"`
 	S3      *S3Result `json:"s3,omitempty"`
+	L1      *L1Result `json:"l1,omitempty"`
 	Notes   []string  `json:"notes,omitempty"`
 }
 
@@ -165,6 +166,9 @@ func (r *Report) Table() string {
 			fmt.Fprintf(w, "%s\tshoal / kubo\t%.3g\t\t>= 10\t%s\n", id, s.OverKubo, verdict(s.OverKubo >= 10))
 		}
 		fmt.Fprintf(w, "%s\torigin bytes during B's read\t%s\t\t0\t%s\n", id, st(s.OriginB, "B"), verdict(s.OriginB.Max == 0))
+	}
+	if r.L1 != nil {
+		writeL1(w, r.L1)
 	}
 	w.Flush()
 	for _, n := range r.Notes {

@@ -37,7 +37,13 @@ const (
 	maxNodes = MaxHosts - 1
 )
 
-var knownScenarios = []string{"S3", "S4"}
+// knownScenarios are the scenarios SHOAL_SWARM_SCENARIOS accepts;
+// defaultScenarios run when it is unset (L1 is opt-in: about ten minutes
+// at the defaults).
+var (
+	knownScenarios   = []string{"S3", "S4", "L1"}
+	defaultScenarios = []string{"S3", "S4"}
+)
 
 // Settings are the harness parameters.
 type Settings struct {
@@ -56,12 +62,15 @@ type Settings struct {
 	// NoDirect skips S4's direct-from-origin baseline (N*S/B per run),
 	// for quick iterations on the cluster figures.
 	NoDirect bool
+	// OriginPathBits is L1's B_o: each node's path from the origin, bits
+	// per second (default RateBits/4).
+	OriginPathBits int64
 }
 
 // LoadSettings reads the settings through getenv; root is the module root
 // (for the default output path).
 func LoadSettings(getenv func(string) string, root string) (Settings, error) {
-	s := Settings{Scenarios: knownScenarios, Nodes: DefaultNodes, Size: DefaultSize, RateBits: DefaultRate,
+	s := Settings{Scenarios: defaultScenarios, Nodes: DefaultNodes, Size: DefaultSize, RateBits: DefaultRate,
 		Runs: DefaultRuns, S3Size: DefaultS3Size, Chunk: DefaultChunk,
 		Out: filepath.Join(root, ".bench", "swarm.json")}
 	var errs []error
@@ -124,6 +133,17 @@ func LoadSettings(getenv func(string) string, root string) (Settings, error) {
 		} else {
 			s.RateBits = r
 		}
+	}
+	if v := getenv("SHOAL_SWARM_ORIGIN_PATH_RATE"); v != "" {
+		r, err := ParseRate(v)
+		if err != nil {
+			bad("SHOAL_SWARM_ORIGIN_PATH_RATE", v, err)
+		} else {
+			s.OriginPathBits = r
+		}
+	} else if s.OriginPathBits = s.RateBits / 4; s.OriginPathBits < 1e6 && slices.Contains(s.Scenarios, "L1") {
+		bad("SHOAL_SWARM_RATE", getenv("SHOAL_SWARM_RATE"),
+			fmt.Errorf("L1's default origin path rate B/4 = %d bit/s is below 1mbit: set SHOAL_SWARM_ORIGIN_PATH_RATE", s.OriginPathBits))
 	}
 	s.NodeArgs = strings.Fields(getenv("SHOAL_SWARM_NODE_ARGS"))
 	switch v := strings.TrimSpace(getenv("SHOAL_SWARM_DIRECT")); v {

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 // swarmCommand is how a newcomer runs the scenarios (`make bench-swarm`).
 const swarmCommand = "SHOAL_BENCH_SWARM=1 go test ./bench/swarm -run TestSwarmScenarios -count=1 -timeout 60m -v"
 
-// TestSwarmScenarios runs S3 and S4 (see doc.go); it needs root and
+// TestSwarmScenarios runs S3, S4 and L1 (see doc.go); it needs root and
 // SHOAL_BENCH_SWARM=1.
 func TestSwarmScenarios(t *testing.T) {
 	if os.Getenv("SHOAL_BENCH_SWARM") != "1" {
@@ -87,6 +87,20 @@ func TestSwarmScenarios(t *testing.T) {
 		for _, r := range res.RunsDetail {
 			for _, e := range r.Errors {
 				t.Errorf("S4: %s", e)
+			}
+		}
+	}
+	if slices.Contains(s.Scenarios, "L1") {
+		res, err := RunL1(ctx, env, s, rep)
+		if err != nil {
+			t.Fatalf("L1: %v", err)
+		}
+		rep.L1 = res
+		for _, p := range res.Passes {
+			for _, r := range p.RunsDetail {
+				for _, e := range r.Errors {
+					t.Errorf("L1 B_o=%s: %s", rateString(p.PathBits), e)
+				}
 			}
 		}
 	}
