@@ -171,9 +171,9 @@ func (l *lru) get(c cid.Cid) bool {
 // BenchmarkTieredDiskHit compares the two ways a streaming reader can get
 // disk hits from a Tiered whose memory tier is smaller than the data read
 // in a cycle (as in a sequential read of a large object): Get (a fresh
-// buffer per read, every hit promoted into memory) and Borrow (recycled
-// buffers, no promotion of blocks that are not read again soon). Both
-// verify every read against its CID; -benchmem shows the difference.
+// buffer per read) and Borrow (recycled buffers). Neither promotes blocks
+// that are not read again soon, and both verify every read against its
+// CID; -benchmem shows the difference.
 func BenchmarkTieredDiskHit(b *testing.B) {
 	for _, mode := range []string{"Get", "Borrow"} {
 		b.Run(mode, func(b *testing.B) {

@@ -115,7 +115,8 @@ type Tiered struct {
 	hits         int64
 	misses       int64
 	dropped      int64
-	recent       recentReads // disk reads by Borrow, for promotion
+	recent       recentReads           // disk reads by Borrow, for promotion
+	reads        map[cid.Cid]*diskRead // disk reads in progress (readDisk)
 
 	bufs bufPool // Borrow's read buffers
 }
@@ -156,6 +157,7 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig, opts ...TieredOption) 
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		pending:  make(map[cid.Cid]*pendingWrite),
+		reads:    make(map[cid.Cid]*diskRead),
 		idle:     idle,
 	}
 	if t.onRemove != nil {
@@ -167,7 +169,13 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig, opts ...TieredOption) 
 }
 
 // Get returns the block from memory, the disk queue or disk, or ErrNotFound.
-// A disk hit is verified and promoted into memory.
+// A disk hit is verified; like Borrow's, it is promoted into memory only if
+// the block is pinned or was read from disk not long before, so a peer or
+// reader scanning blocks that live on disk does not evict the memory tier's
+// blocks (each promotion of a scan evicted the oldest block in memory,
+// typically the very block the scan asked for next: a node serving a cold
+// peer an object it held in memory read and hashed nearly all of it from
+// disk). Concurrent disk reads of one block share one read.
 func (t *Tiered) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err := t.checkOpen("get"); err != nil {
 		return nil, err
@@ -185,23 +193,70 @@ func (t *Tiered) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		t.count(&t.hits, t.metrics.hit)
 		return w.data, nil
 	}
-	return t.promote(ctx, c)
+	promote := t.seenOnDisk(c) || t.disk.isPinned(c)
+	data, err := t.readDisk(ctx, c, promote)
+	if err == nil && !promote {
+		t.noteDiskRead(c, len(data))
+	}
+	return data, err
 }
 
 // promote reads c from disk (verified) and puts it into memory.
 func (t *Tiered) promote(ctx context.Context, c cid.Cid) ([]byte, error) {
-	data, err := t.disk.Get(ctx, c)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			t.count(&t.misses, t.metrics.miss)
-		}
+	return t.readDisk(ctx, c, true)
+}
+
+// readDisk reads c from disk (verified) into a new buffer and, if promote,
+// puts it into memory. Concurrent reads of one block share one disk read
+// and verification (several peers or readers asking for the same block at
+// once, as in a swarm reading one object); the first reader decides about
+// promotion.
+func (t *Tiered) readDisk(ctx context.Context, c cid.Cid, promote bool) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if perr := t.mem.putVerified(c, data); perr == nil && t.disk.isPinned(c) {
-		t.mem.pinWithin(c, t.maxMemPinned())
+	t.mu.Lock()
+	r, shared := t.reads[c]
+	if !shared {
+		r = &diskRead{done: make(chan struct{})}
+		t.reads[c] = r
+	}
+	t.mu.Unlock()
+	if shared {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	} else {
+		// The read is shared: one caller giving up must not fail the others
+		// (and a file read is not interruptible anyway).
+		r.data, r.err = t.disk.Get(context.WithoutCancel(ctx), c)
+		if r.err == nil && promote {
+			if perr := t.mem.putVerified(c, r.data); perr == nil && t.disk.isPinned(c) {
+				t.mem.pinWithin(c, t.maxMemPinned())
+			}
+		}
+		t.mu.Lock()
+		delete(t.reads, c)
+		t.mu.Unlock()
+		close(r.done)
+	}
+	if r.err != nil {
+		if errors.Is(r.err, ErrNotFound) {
+			t.count(&t.misses, t.metrics.miss)
+		}
+		return nil, r.err
 	}
 	t.count(&t.hits, t.metrics.hit)
-	return data, nil
+	return r.data, nil
+}
+
+// diskRead is one disk read of a block shared by concurrent readers.
+type diskRead struct {
+	done chan struct{} // closed when data and err are set
+	data []byte
+	err  error
 }
 
 func (t *Tiered) count(n *int64, metric func()) {
