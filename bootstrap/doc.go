@@ -16,5 +16,9 @@
 //     peer ID by an IdentifyFunc (routing.IdentifyPeer: an authenticated TLS
 //     handshake that accepts any peer ID and proves the swarm key, so only
 //     cluster members are learned). Learned IDs are cached per address and
-//     forgotten when the address disappears from DNS.
+//     forgotten when the address disappears from DNS (a failed lookup
+//     forgets nothing).
+//
+// Lookups go to the system resolver, or to one given DNS server with
+// ServerResolver (a cluster DNS that is not in the host's configuration).
 package bootstrap

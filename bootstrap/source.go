@@ -110,7 +110,8 @@ func (s *DNSSource) Peers(ctx context.Context) ([]peer.AddrInfo, error) {
 
 	if s.identify != nil {
 		ips, err := s.resolver.LookupIPAddr(ctx, s.name)
-		if err != nil && !isNotFound(err) {
+		failed := err != nil && !isNotFound(err)
+		if failed {
 			errs = append(errs, err)
 		}
 		seen := map[string]bool{}
@@ -128,13 +129,19 @@ func (s *DNSSource) Peers(ctx context.Context) ([]peer.AddrInfo, error) {
 			}
 			out = append(out, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a}})
 		}
-		s.mu.Lock()
-		for k := range s.known {
-			if !seen[k] {
-				delete(s.known, k)
+		// Forget the IDs of addresses that left the answer (their pods are
+		// gone; a new pod may get the address with another identity). A
+		// failed lookup says nothing about who left: keep what was learned
+		// rather than re-identify every peer after a DNS hiccup.
+		if !failed {
+			s.mu.Lock()
+			for k := range s.known {
+				if !seen[k] {
+					delete(s.known, k)
+				}
 			}
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
 	}
 	if len(out) == 0 && len(errs) > 0 {
 		return nil, fmt.Errorf("bootstrap: resolve %s: %w", s.name, errors.Join(errs...))

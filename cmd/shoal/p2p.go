@@ -121,12 +121,21 @@ func (cl *cluster) runners(c *config.Config, n *node.Node, log *slog.Logger, reg
 	return rs, nil
 }
 
-// sources turns --bootstrap and --mdns into peer sources.
+// sources turns --bootstrap (resolving DNS names with
+// --bootstrap-dns-server when given) and --mdns into peer sources.
 func (cl *cluster) sources(c *config.Config) ([]bootstrap.Source, error) {
 	var static []string
 	var out []bootstrap.Source
 	identify := func(ctx context.Context, a ma.Multiaddr) (peer.ID, error) {
 		return routing.IdentifyPeer(ctx, a, cl.priv, cl.swarmKey)
+	}
+	var resolver bootstrap.Resolver // nil: the system resolver
+	if c.BootstrapDNSServer != "" {
+		r, err := bootstrap.ServerResolver(c.BootstrapDNSServer)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --bootstrap-dns-server %w", errUsage, err)
+		}
+		resolver = r
 	}
 	for _, s := range c.Bootstrap {
 		b, err := config.ParseBootstrap(s)
@@ -137,7 +146,7 @@ func (cl *cluster) sources(c *config.Config) ([]bootstrap.Source, error) {
 			static = append(static, b.Static)
 			continue
 		}
-		d, err := bootstrap.DNS(b.Name, b.Port, nil, identify)
+		d, err := bootstrap.DNS(b.Name, b.Port, resolver, identify)
 		if err != nil {
 			return nil, fmt.Errorf("%w: --bootstrap %w", errUsage, err)
 		}

@@ -50,3 +50,18 @@ func TestNodeRefusesP2PWithoutUsableKey(t *testing.T) {
 		t.Fatalf("missing key file: exit %d, %s", code, errs)
 	}
 }
+
+func TestBootstrapDNSServerOption(t *testing.T) {
+	p2p := []string{"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--swarm-key", "/k", "--bootstrap", "/dns4/shoal-headless.test/tcp/4001"}
+	code, out, errs := runArgs(t, nil, append([]string{"config", "--bootstrap-dns-server", "10.96.0.10:53"}, p2p...)...)
+	if code != exitOK || !strings.Contains(out, "bootstrap-dns-server: 10.96.0.10:53") {
+		t.Fatalf("config: exit %d, stdout %s, stderr %s", code, out, errs)
+	}
+	code, _, errs = runArgs(t, map[string]string{"SHOAL_BOOTSTRAP_DNS_SERVER": "10.96.0.10"}, append([]string{"node"}, p2p...)...)
+	if code != exitUsage || !strings.Contains(errs, "bootstrap-dns-server") {
+		t.Fatalf("bad server from the environment: exit %d, stderr %s", code, errs)
+	}
+	if code, out, _ := runArgs(t, nil, "node", "--help"); code != exitOK || !strings.Contains(out, "SHOAL_BOOTSTRAP_DNS_SERVER") {
+		t.Fatalf("node --help: exit %d, lacks the option:\n%s", code, out)
+	}
+}

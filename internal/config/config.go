@@ -57,6 +57,9 @@ type Config struct {
 	P2PMaxStreams     int           `yaml:"p2p-max-streams"`
 	ProvideValidity   time.Duration `yaml:"provide-validity"`
 	ReprovideInterval time.Duration `yaml:"reprovide-interval"`
+	// BootstrapDNSServer: host:port of the DNS server that resolves the DNS
+	// names of Bootstrap; empty means the system resolver.
+	BootstrapDNSServer string `yaml:"bootstrap-dns-server"`
 
 	AdminListen      string `yaml:"admin-listen"`
 	AdminAllowRemote bool   `yaml:"admin-allow-remote"`

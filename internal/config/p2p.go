@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -58,14 +59,26 @@ func (c *Config) validateP2P() []error {
 	if c.P2PMembership != "auth" && c.P2PMembership != "pnet" {
 		bad("p2p-membership", "%q: want auth or pnet", c.P2PMembership)
 	}
+	dnsNames := false
 	for _, b := range c.Bootstrap {
 		ba, err := ParseBootstrap(b)
 		if err != nil {
 			bad("bootstrap", "%v", err)
 			continue
 		}
+		dnsNames = dnsNames || ba.Name != ""
 		if ba.Name != "" && c.P2PMembership == "pnet" {
 			bad("bootstrap", "%q: learning peer IDs from DNS names needs --p2p-membership auth; give /p2p/ID addresses", b)
+		}
+	}
+	if c.BootstrapDNSServer != "" {
+		host, port, err := net.SplitHostPort(c.BootstrapDNSServer)
+		p, perr := strconv.Atoi(port)
+		switch {
+		case err != nil || host == "" || perr != nil || p <= 0 || p > 65535:
+			bad("bootstrap-dns-server", "%q: want host:port, e.g. 10.96.0.10:53", c.BootstrapDNSServer)
+		case !dnsNames:
+			bad("bootstrap-dns-server", "only resolves /dns4|dns6|dns --bootstrap names, and none is given")
 		}
 	}
 	if c.P2PConnLow < 0 || c.P2PConnHigh < c.P2PConnLow {

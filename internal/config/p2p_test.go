@@ -35,6 +35,18 @@ func TestP2POptions(t *testing.T) {
 		{name: "short test cycle", args: []string{"--provide-validity", "10s", "--reprovide-interval", "3s"}},
 		{name: "bad limit", args: []string{"--p2p-upload-limit", "fast"}, want: "p2p-upload-limit"},
 		{name: "env list", env: map[string]string{"SHOAL_P2P_LISTEN": "/ip4/127.0.0.1/tcp/1,/ip6/::1/tcp/1", "SHOAL_SWARM_KEY": "/k"}},
+		{name: "dns server", args: append([]string{"--bootstrap", "/dns4/shoal.svc/tcp/4001", "--bootstrap-dns-server", "10.96.0.10:53"}, p2p...)},
+		{name: "dns server ipv6", args: append([]string{"--bootstrap", "/dns6/shoal.svc/tcp/4001", "--bootstrap-dns-server", "[fd00::a]:53"}, p2p...)},
+		{name: "dns server by name", args: append([]string{"--bootstrap", "/dns/shoal.svc/tcp/4001", "--bootstrap-dns-server", "kube-dns.local:5353"}, p2p...)},
+		{name: "dns server without port", args: append([]string{"--bootstrap", "/dns4/shoal.svc/tcp/4001", "--bootstrap-dns-server", "10.96.0.10"}, p2p...), want: "--bootstrap-dns-server: \"10.96.0.10\": want host:port"},
+		{name: "dns server port 0", args: append([]string{"--bootstrap", "/dns4/shoal.svc/tcp/4001", "--bootstrap-dns-server", "10.96.0.10:0"}, p2p...), want: "bootstrap-dns-server"},
+		{name: "dns server no host", args: append([]string{"--bootstrap", "/dns4/shoal.svc/tcp/4001", "--bootstrap-dns-server", ":53"}, p2p...), want: "bootstrap-dns-server"},
+		{name: "dns server bad port", args: append([]string{"--bootstrap", "/dns4/shoal.svc/tcp/4001", "--bootstrap-dns-server", "10.96.0.10:dns"}, p2p...), want: "bootstrap-dns-server"},
+		{name: "dns server without dns names", args: append([]string{"--bootstrap", "/ip4/10.0.0.1/tcp/4001/p2p/" + testPeer, "--bootstrap-dns-server", "10.96.0.10:53"}, p2p...), want: "none is given"},
+		{name: "dns server alone", args: []string{"--bootstrap-dns-server", "10.96.0.10:53"}, want: "none is given"},
+		{name: "dns server env", env: map[string]string{"SHOAL_BOOTSTRAP_DNS_SERVER": "127.0.0.1:5353", "SHOAL_BOOTSTRAP": "/dns4/a/tcp/1", "SHOAL_P2P_LISTEN": "/ip4/127.0.0.1/tcp/1", "SHOAL_SWARM_KEY": "/k"}},
+		{name: "dns server env bad", env: map[string]string{"SHOAL_BOOTSTRAP_DNS_SERVER": "nonsense", "SHOAL_BOOTSTRAP": "/dns4/a/tcp/1", "SHOAL_P2P_LISTEN": "/ip4/127.0.0.1/tcp/1", "SHOAL_SWARM_KEY": "/k"}, want: "bootstrap-dns-server"},
+		{name: "dns server yaml", file: "p2p-listen: [/ip4/127.0.0.1/tcp/1]\nswarm-key: /k\nbootstrap: /dns4/a/tcp/1\nbootstrap-dns-server: 127.0.0.1:5353\n"},
 		{name: "yaml", file: "p2p-listen: [/ip4/127.0.0.1/tcp/1]\nswarm-key: /k\nbootstrap:\n  - /dns4/a/tcp/1\nmdns: true\n"},
 	}
 	for _, tt := range tests {
@@ -65,6 +77,32 @@ func TestP2PListsReplaceLowerLayers(t *testing.T) {
 	}
 	if !c.P2PEnabled() || len(c.P2PListen) != 1 {
 		t.Fatalf("p2p-listen from env lost: %v", c.P2PListen)
+	}
+}
+
+func TestBootstrapDNSServerLayers(t *testing.T) {
+	file := writeFile(t, "bootstrap-dns-server: 10.0.0.1:53\n")
+	env := map[string]string{"SHOAL_BOOTSTRAP_DNS_SERVER": "10.0.0.2:53", "SHOAL_BOOTSTRAP": "/dns4/a/tcp/1", "SHOAL_P2P_LISTEN": "/ip4/127.0.0.1/tcp/1", "SHOAL_SWARM_KEY": "/k"}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "default", args: []string{"--bootstrap", "/dns4/a/tcp/1", "--p2p-listen", "/ip4/127.0.0.1/tcp/1", "--swarm-key", "/k"}, want: ""},
+		{name: "file", args: []string{"--config", file}, env: map[string]string{"SHOAL_BOOTSTRAP": "/dns4/a/tcp/1", "SHOAL_P2P_LISTEN": "/ip4/127.0.0.1/tcp/1", "SHOAL_SWARM_KEY": "/k"}, want: "10.0.0.1:53"},
+		{name: "env over file", args: []string{"--config", file}, env: env, want: "10.0.0.2:53"},
+		{name: "flag over env", args: []string{"--config", file, "--bootstrap-dns-server", "10.0.0.3:53"}, env: env, want: "10.0.0.3:53"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.BootstrapDNSServer != tt.want {
+				t.Fatalf("bootstrap-dns-server = %q, want %q", c.BootstrapDNSServer, tt.want)
+			}
+		})
 	}
 }
 
