@@ -217,20 +217,20 @@ func (n *Node) fetch(ctx context.Context, v catalog.Version, i int64, forward bo
 		}
 	}
 
-	data, err := n.fromOrigin(ctx, req)
+	blk, err := n.fromOrigin(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	blk := content.NewBlock(n.hashOf(v), data)
-	sum := blk.CID()
-	if req.CID.Defined() && !sum.Equals(req.CID) {
+	if req.CID.Defined() && !blk.CID().Equals(req.CID) {
 		// Same ETag, other bytes: the origin is not behaving like S3. Never
 		// serve bytes that disagree with what this version was recorded as.
+		// (Peers that streamed them from this home check the CID they know
+		// too; one that knows none takes the origin's word, as this node.)
 		return nil, fmt.Errorf("node: chunk %d of %s/%s: origin bytes do not match recorded %s: %w",
 			i, v.Bucket, v.Key, req.CID, origin.ErrPreconditionFailed)
 	}
 	n.landedBlock(ctx, v, i, blk)
-	return data, nil
+	return blk.Data(), nil
 }
 
 // hashOf is the hash v's chunks are addressed with: the version's own (a
@@ -242,14 +242,8 @@ func (n *Node) hashOf(v catalog.Version) content.Hash {
 	return content.Hash(v.Hash)
 }
 
-// landed stores a verified chunk, records its CID and builds the manifest
-// when the version's index is complete.
-func (n *Node) landed(ctx context.Context, v catalog.Version, i int64, sum cid.Cid, data []byte) {
-	n.keep(ctx, sum, data)
-	n.record(ctx, v, i, sum)
-}
-
-// landedBlock is landed for a block this node hashed itself.
+// landedBlock stores a chunk this node hashed or verified itself, records
+// its CID and builds the manifest when the version's index is complete.
 func (n *Node) landedBlock(ctx context.Context, v catalog.Version, i int64, b content.Block) {
 	n.keepBlock(ctx, b)
 	n.record(ctx, v, i, b.CID())
@@ -302,44 +296,62 @@ func (n *Node) stored(c cid.Cid, err error) {
 
 // fromOrigin reads exactly req.Len bytes of the chunk, pinned to the
 // version's ETag, holding one of MaxOriginFetches slots and, in a cluster,
-// one of the version's ordered slots (see orderGate).
-func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) ([]byte, error) {
+// one of the version's ordered slots (see orderGate). It hashes the bytes
+// as they arrive, and while it reads, peers asking this node for the chunk
+// get them as they come (see arrivals).
+func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) (content.Block, error) {
 	if cl := n.cl; cl != nil {
 		id := req.Version.ID()
 		release, err := cl.order.acquire(ctx, string(id[:]), req.Index, cl.originPerVersion())
 		if err != nil {
-			return nil, err
+			return content.Block{}, err
 		}
 		defer release()
 	}
 	select {
 	case n.originSem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return content.Block{}, ctx.Err()
 	}
 	defer func() { <-n.originSem }()
 	v := req.Version
 	rc, err := n.org.GetRange(ctx, v.Bucket, v.Key, v.ETag, req.Off, req.Len)
 	if err != nil {
-		return nil, fmt.Errorf("node: origin range %d+%d of %s/%s: %w", req.Off, req.Len, v.Bucket, v.Key, err)
+		return content.Block{}, fmt.Errorf("node: origin range %d+%d of %s/%s: %w", req.Off, req.Len, v.Bucket, v.Key, err)
 	}
 	defer rc.Close()
-	data := make([]byte, req.Len)
-	got, err := io.ReadFull(rc, data)
-	n.m.originBytes.Add(int64(got))
+	key := flightKey(v, req.Index)
+	a := n.arrivals.start(key, n.hashOf(v), req.Len)
+	blk, err := n.arrivals.end(key, a, n.readOrigin(rc, a, req))
 	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			err = fmt.Errorf("%w: got %d of %d bytes: %w", errShortChunk, got, req.Len, origin.ErrUnavailable)
-		}
-		return nil, fmt.Errorf("node: origin read %s/%s chunk %d: %w", v.Bucket, v.Key, req.Index, err)
+		return content.Block{}, err
+	}
+	n.m.origin.Add(1)
+	return blk, nil
+}
+
+// originPiece is the buffer an origin body is copied through into the
+// chunk's arrival: each piece is hashed and passed on to waiting peers, so
+// it bounds the latency added at the home, not the throughput.
+const originPiece = 64 << 10
+
+// readOrigin copies exactly req.Len bytes from rc into a.
+func (n *Node) readOrigin(rc io.Reader, a *arrival, req ChunkRequest) error {
+	v := req.Version
+	got, err := io.CopyBuffer(a, io.LimitReader(rc, req.Len), make([]byte, originPiece))
+	n.m.originBytes.Add(got)
+	if err == nil && got < req.Len {
+		err = fmt.Errorf("%w: got %d of %d bytes: %w", errShortChunk, got, req.Len, origin.ErrUnavailable)
+	}
+	if err != nil {
+		return fmt.Errorf("node: origin read %s/%s chunk %d: %w", v.Bucket, v.Key, req.Index, err)
 	}
 	var one [1]byte
 	if k, _ := rc.Read(one[:]); k > 0 {
-		return nil, fmt.Errorf("node: origin read %s/%s chunk %d: %w: more than %d bytes: %w",
+		return fmt.Errorf("node: origin read %s/%s chunk %d: %w: more than %d bytes: %w",
 			v.Bucket, v.Key, req.Index, errShortChunk, req.Len, origin.ErrUnavailable)
 	}
-	n.m.origin.Add(1)
-	return data, nil
+	return nil
 }
 
 // ensureManifest builds, stores and records v's manifest if every chunk CID

@@ -70,6 +70,7 @@ type Node struct {
 	wg     sync.WaitGroup // shared fetch goroutines
 
 	originSem chan struct{} // bounds concurrent origin chunk fetches
+	arrivals  *arrivals     // origin reads in progress, for cut-through
 
 	chunks *flight[[]byte]            // key: version id + index
 	heads  *flight[catalog.Object]    // key: bucket/key
@@ -124,6 +125,7 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 		base:      base,
 		cancel:    cancel,
 		originSem: make(chan struct{}, cfg.MaxOriginFetches),
+		arrivals:  newArrivals(),
 	}
 	if o.cluster != nil {
 		cl, err := newCluster(*o.cluster, n)

@@ -21,7 +21,8 @@ const maxServedChunk = transfer.DefaultMaxBlockSize
 // GetBlock serves only what the local store holds; Fetch and Meta serve
 // requests for which this node is the home node, through the node's own
 // read path (store, providers, origin) and its node-wide singleflight, and
-// never forward them to another home.
+// never forward them to another home. FetchStream (transfer.StreamHandler)
+// is Fetch passing a chunk on while it arrives from the origin.
 type PeerHandler struct{ n *Node }
 
 var _ transfer.Handler = (*PeerHandler)(nil)

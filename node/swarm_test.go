@@ -61,6 +61,9 @@ type swarm struct {
 	cfg     Config
 	wrap    wrapHandler
 	members []*member
+	// originOf, if set, gives member i its own view of org (e.g. a slow
+	// or failing link).
+	originOf func(i int, org *fakeOrigin) Origin
 }
 
 // wrapHandler lets a test replace member i's peer handler (e.g. a liar).
@@ -68,10 +71,17 @@ type wrapHandler func(i int, h transfer.Handler) transfer.Handler
 
 func newSwarm(t *testing.T, size int, cfg Config, wrap wrapHandler) *swarm {
 	t.Helper()
+	return newSwarmOrigins(t, size, cfg, wrap, nil)
+}
+
+// newSwarmOrigins is newSwarm whose member i reads the shared origin
+// through originOf(i, org) (nil: directly).
+func newSwarmOrigins(t *testing.T, size int, cfg Config, wrap wrapHandler, originOf func(i int, org *fakeOrigin) Origin) *swarm {
+	t.Helper()
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = cs
 	}
-	s := &swarm{org: newFakeOrigin(), cfg: cfg, wrap: wrap}
+	s := &swarm{org: newFakeOrigin(), cfg: cfg, wrap: wrap, originOf: originOf}
 	for range size {
 		s.members = append(s.members, s.start(t, len(s.members)))
 	}
@@ -167,7 +177,11 @@ func (s *swarm) start(t *testing.T, i int) *member {
 		t.Fatal(err)
 	}
 	m := &member{h: h, r: r, mem: routing.NewMembers(h, transfer.ProtocolID), store: store, cat: cat}
-	m.n, err = New(s.cfg, m.store, s.org, cat, WithRegisterer(prometheus.NewRegistry()),
+	var org Origin = s.org
+	if s.originOf != nil {
+		org = s.originOf(i, s.org)
+	}
+	m.n, err = New(s.cfg, m.store, org, cat, WithRegisterer(prometheus.NewRegistry()),
 		WithCluster(Cluster{Router: r, Transfer: client, Members: m.mem}))
 	if err != nil {
 		t.Fatal(err)

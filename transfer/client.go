@@ -35,6 +35,7 @@ type Client struct {
 	limiter *rate.Limiter // nil: unlimited
 	slots   chan struct{} // bounded concurrent calls
 	peers   *peerTable
+	legacy  legacyPeers // peers that answer MsgFetch but not MsgFetchStream
 }
 
 // NewClient returns a Client that opens streams from h.
@@ -114,7 +115,10 @@ func (c *Client) Fetch(ctx context.Context, p peer.ID, key []byte) (cid.Cid, []b
 }
 
 // FetchVerified is Fetch returning the answer as a content.Block: proof that
-// the bytes were verified against the CID the home node named.
+// the bytes were verified against the CID the home node named. It asks with
+// MsgFetchStream, so the home passes the chunk on while it still arrives
+// from the origin and the bytes are hashed as they come; a peer that drops
+// that request unanswered (an older version) is asked with MsgFetch.
 func (c *Client) FetchVerified(ctx context.Context, p peer.ID, key []byte) (content.Block, error) {
 	if len(key) == 0 || len(key) > MaxKeySize {
 		return content.Block{}, fmt.Errorf("transfer: fetch: key of %d bytes (want 1..%d): %w", len(key), MaxKeySize, ErrProtocol)
@@ -124,7 +128,7 @@ func (c *Client) FetchVerified(ctx context.Context, p peer.ID, key []byte) (cont
 		return content.Block{}, err
 	}
 	defer release()
-	b, err := c.fetch(ctx, p, key)
+	b, err := c.fetchAny(ctx, p, key)
 	c.metrics.requests.WithLabelValues("fetch", resultLabel(err)).Inc()
 	c.judge(ctx, p, "fetch", err)
 	if err != nil {
@@ -227,17 +231,25 @@ func (c *Client) open(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, req 
 		}
 		return nil, Response{}, classify(err)
 	}
+	// dropped is fail for an exchange the peer cut without any answer.
+	dropped := func(err error) (network.Stream, Response, error) {
+		if ctx.Err() == nil && !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrStalled) &&
+			!errors.Is(err, os.ErrDeadlineExceeded) && !isTimeout(err) {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
+		}
+		return fail(err)
+	}
 	_ = s.SetWriteDeadline(time.Now().Add(c.cfg.StallTimeout))
 	if _, err := s.Write(b); err != nil {
-		return fail(err)
+		return dropped(err)
 	}
 	_ = s.SetWriteDeadline(time.Time{})
 	if err := s.CloseWrite(); err != nil {
-		return fail(err)
+		return dropped(err)
 	}
 	hdr, err := c.readHeader(s, headerTimeout)
 	if err != nil {
-		return fail(err)
+		return dropped(err)
 	}
 	switch hdr.Status {
 	case StatusOK:

@@ -24,11 +24,12 @@ type ServerConfig struct {
 	// which no request byte arrives, or no answer byte can be written, for
 	// this long is reset. Default 10s.
 	IdleTimeout time.Duration
-	// HandlerTimeout bounds one Handler call (a Fetch may go to the origin).
-	// Default 60s.
+	// HandlerTimeout bounds one Handler call (a Fetch may go to the origin),
+	// and a streamed fetch (MsgFetchStream) as a whole. Default 60s.
 	HandlerTimeout time.Duration
 	// KeepAliveInterval is how often a "working" frame is sent while a
-	// Handler call runs, so the asker can tell a busy server from a hung
+	// Handler call runs, or a keep-alive frame while a streamed chunk waits
+	// for more bytes, so the asker can tell a busy server from a hung
 	// one. It must stay well below the clients' StallTimeout. Default
 	// 500ms: a quarter of the default StallTimeout, so one lost or late
 	// frame never trips it, at 11 bytes per frame.

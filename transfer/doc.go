@@ -30,4 +30,17 @@
 // while a hung or partitioned one is dropped, and penalized, after
 // StallTimeout. The bytes of an answer are covered by the same progress
 // timeout.
+//
+// Cut-through fetches: a MsgFetchStream request is answered with the OK
+// header (the chunk's size, its hash function, its CID if already known)
+// followed by frames (type u8 | length u32 BE | body; see frame.go): data,
+// keep-alive, end (the chunk's CID) or error (the home's origin read
+// failed: ErrRemote, no penalty). A home node that is still reading the
+// chunk from the origin sends its bytes as they arrive, and keep-alives
+// whenever none came for KeepAliveInterval; the client hashes the bytes as
+// they come (content.Builder) and verifies them against the end frame's
+// CID. Client.FetchVerified asks this way, and falls back to MsgFetch for a
+// peer that drops the request unanswered (a version that predates it). A
+// Handler opts in by implementing StreamHandler; the server answers other
+// Handlers' stream requests from Fetch.
 package transfer

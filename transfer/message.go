@@ -51,7 +51,16 @@ const (
 	MsgFetch MsgType = 2
 	// MsgMeta asks for opaque metadata bytes under Key.
 	MsgMeta MsgType = 3
+	// MsgFetchStream is MsgFetch whose answer is framed (see frame.go): the
+	// home node sends the chunk's bytes while they still arrive from the
+	// origin (cut-through), keep-alives while it waits for more, and the
+	// chunk's CID at the end, or an error frame if its origin read failed.
+	// Offset and Length must be 0: the whole chunk is sent.
+	MsgFetchStream MsgType = 4
 )
+
+// maxMsgType is the highest request type this version understands.
+const maxMsgType = MsgFetchStream
 
 func (t MsgType) String() string {
 	switch t {
@@ -61,6 +70,8 @@ func (t MsgType) String() string {
 		return "fetch"
 	case MsgMeta:
 		return "meta"
+	case MsgFetchStream:
+		return "fetch_stream"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -106,13 +117,16 @@ func (s Status) String() string {
 type Request struct {
 	Type   MsgType
 	CID    cid.Cid // MsgGetBlock
-	Key    []byte  // MsgFetch, MsgMeta
+	Key    []byte  // MsgFetch, MsgFetchStream, MsgMeta
 	Offset uint64  // MsgGetBlock, MsgFetch
 	Length uint64  // MsgGetBlock, MsgFetch; 0 = to the end
 }
 
 // Response is a response header. For MsgGetBlock and MsgFetch with StatusOK
-// it is followed on the stream by exactly Length raw bytes (no framing).
+// it is followed on the stream by exactly Length raw bytes (no framing);
+// for MsgFetchStream by frames (see frame.go), and Payload then names the
+// chunk's hash function (content.Hash) so the asker can hash as bytes
+// arrive.
 // Any number of StatusWorking keep-alives (no fields) may precede the one
 // answer header.
 //
@@ -131,7 +145,7 @@ type Response struct {
 
 // AppendRequest appends the encoding of r to dst.
 func AppendRequest(dst []byte, r Request) ([]byte, error) {
-	if r.Type < MsgGetBlock || r.Type > MsgMeta {
+	if r.Type < MsgGetBlock || r.Type > maxMsgType {
 		return dst, fmt.Errorf("%w: unknown request type %d", ErrProtocol, r.Type)
 	}
 	if len(r.Key) > MaxKeySize {
@@ -179,7 +193,7 @@ func ReadRequest(r io.Reader) (Request, error) {
 
 func decodeRequest(t MsgType, body []byte) (Request, error) {
 	req := Request{Type: t}
-	if t < MsgGetBlock || t > MsgMeta {
+	if t < MsgGetBlock || t > maxMsgType {
 		return req, fmt.Errorf("%w: unknown request type %d", ErrProtocol, t)
 	}
 	d := decoder{b: body}
@@ -200,13 +214,13 @@ func decodeRequest(t MsgType, body []byte) (Request, error) {
 		if len(key) != 0 {
 			return req, fmt.Errorf("%w: key in a block request", ErrProtocol)
 		}
-	case MsgFetch, MsgMeta:
+	case MsgFetch, MsgMeta, MsgFetchStream:
 		if len(cb) != 0 {
 			return req, fmt.Errorf("%w: cid in a %s request", ErrProtocol, t)
 		}
 		req.Key = key
-		if t == MsgMeta && (req.Offset != 0 || req.Length != 0) {
-			return req, fmt.Errorf("%w: range in a meta request", ErrProtocol)
+		if (t == MsgMeta || t == MsgFetchStream) && (req.Offset != 0 || req.Length != 0) {
+			return req, fmt.Errorf("%w: range in a %s request", ErrProtocol, t)
 		}
 	}
 	return req, nil

@@ -16,7 +16,8 @@ import (
 
 // Handler answers requests for a Server. Return ErrNotFound or ErrBusy
 // (wrapped or not) for those statuses; any other error is sent as an error
-// status. Returned slices are only read.
+// status. Returned slices are only read. A Handler that also implements
+// StreamHandler answers MsgFetchStream requests while the chunk arrives.
 type Handler interface {
 	// GetBlock returns the whole block named c.
 	GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
@@ -177,6 +178,9 @@ func (s *Server) serve(ctx context.Context, st network.Stream) error {
 
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandlerTimeout)
 	defer cancel()
+	if req.Type == MsgFetchStream {
+		return s.serveStream(ctx, hctx, cancel, st, req.Key)
+	}
 	stopKeepAlive := s.keepAlive(hctx, cancel, st)
 	var (
 		c    cid.Cid
