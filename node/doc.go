@@ -40,6 +40,10 @@
 //     index first (orderGate), so the origin link stays busy and delivers
 //     roughly in object order. A fetch that can go to a home waits for the
 //     version's manifest lookup only briefly (manifestWait).
+//   - Cut-through: a home streams a chunk to its askers while the chunk
+//     still arrives from the origin (PeerHandler.FetchStream reads the
+//     in-progress origin read registered in arrivals); askers verify the
+//     whole chunk against the CID the home names at the end.
 //
 // Trust: the cluster is private (swarm key). Bytes from a provider are
 // checked against a CID the node already knows; a home node's answer for a
