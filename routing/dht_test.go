@@ -201,6 +201,59 @@ func TestFourNodeCluster(t *testing.T) {
 	})
 }
 
+// TestSwarmProvideBurst: in a 10-node swarm, one node provides a burst of
+// new CIDs (an object's chunks landing together, which the sweep batches
+// by keyspace region) while every node provides one of its own; every CID
+// is found by every other node.
+func TestSwarmProvideBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	s := newSwarm(t, 10, Config{})
+	ctx := context.Background()
+	type key struct {
+		owner int
+		c     cid.Cid
+	}
+	var pending []key
+	for i := range 40 {
+		pending = append(pending, key{3, chunkCID(20_000 + i)})
+	}
+	for owner := range s.routers {
+		pending = append(pending, key{owner, chunkCID(30_000 + owner)})
+	}
+	for _, k := range pending {
+		if err := s.routers[k.owner].Provide(ctx, k.c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 45*time.Second, "every new cid findable from every node", func() bool {
+		rest := pending[:0]
+		for _, k := range pending {
+			if !s.findableFromAll(t, k.owner, k.c) {
+				rest = append(rest, k)
+			}
+		}
+		pending = rest
+		return len(pending) == 0
+	})
+}
+
+// TestProvideAfterClose: a closed router refuses to provide.
+func TestProvideAfterClose(t *testing.T) {
+	h := newTestHost(t, testKey(t, 7), MembershipAuth)
+	r, err := NewDHT(context.Background(), h, Config{}, WithLogger(discardLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Provide(context.Background(), chunkCID(1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("provide after close: %v, want ErrClosed", err)
+	}
+}
+
 func testRecord(ts time.Time) ManifestRecord {
 	return ManifestRecord{
 		Bucket: "photos", Key: "2024/cat.jpg", ETag: `"9b2cf535f27731c974343645a3985328"`,

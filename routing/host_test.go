@@ -88,10 +88,13 @@ func roundTrip(ctx context.Context, from, to host.Host) error {
 	return nil
 }
 
+// TestMembership: a refused pnet handshake can take seconds to fail, so the
+// cases run in parallel.
 func TestMembership(t *testing.T) {
 	key := testKey(t, 1)
 	for _, mode := range []string{MembershipAuth, MembershipPNet} {
 		t.Run(mode+"/same key connects", func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			a, b := newTestHost(t, key, mode), newTestHost(t, key, mode)
@@ -109,6 +112,7 @@ func TestMembership(t *testing.T) {
 			}
 		})
 		t.Run(mode+"/wrong key refused", func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			a, b := newTestHost(t, key, mode), newTestHost(t, testKey(t, 2), mode)
@@ -129,6 +133,7 @@ func TestMembership(t *testing.T) {
 			}
 		})
 		t.Run(mode+"/plain libp2p host refused", func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			member, outsider := newTestHost(t, key, mode), newPlainHost(t)
