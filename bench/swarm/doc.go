@@ -31,6 +31,7 @@
 //	SHOAL_SWARM_DIRECT     0 skips S4's direct-from-origin baseline (N*S/B
 //	                       per run) for quick iterations (default 1)
 //	SHOAL_SWARM_OUT        JSON results file (default <module root>/.bench/swarm.json)
+//	SHOAL_SWARM_KEEP       keep node logs and data directories in this directory (default: removed)
 //	SHOAL_BIN, SHOAL_VERSITYGW  binaries to use (default: built like the tests do)
 //	SHOAL_IPFS             kubo's ipfs binary for the S3 baseline (default
 //	                       <module root>/bin/ipfs, built there by BuildKubo if

@@ -54,7 +54,7 @@ func TestSwarmScenarios(t *testing.T) {
 		ShoalBin:  testenv.ShoalBinary(t),
 		ReaderExe: os.Args[0],
 		ReaderArg: []string{"-test.run=^$"},
-		WorkDir:   t.TempDir(),
+		WorkDir:   workDir(t),
 		Log:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if env.VersitygwBin, err = versitygw(root); err != nil {
@@ -170,4 +170,18 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p[:len(p)-1]))
 	return len(p), nil
+}
+
+// workDir is SHOAL_SWARM_KEEP (created; node logs and data stay there for
+// a look after the run) or a test temporary directory.
+func workDir(t *testing.T) string {
+	dir := os.Getenv("SHOAL_SWARM_KEEP")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("keeping node logs and data in %s", dir)
+	return dir
 }
