@@ -156,7 +156,7 @@ func newCluster(c Cluster, n *Node) (*cluster, error) {
 		ahead:   make(map[string]bool),
 		wakeAnn: make(chan struct{}, 1),
 		wakeRec: make(chan struct{}, 1),
-		order:   newOrderGate(),
+		order:   newOrderGate(gateSettle),
 		lookups: newFlight[struct{}](n.base, &n.wg),
 		missing: newTTLCache[struct{}](manifestMissTTL, 4096, n.now),
 	}, nil

@@ -300,6 +300,7 @@ func (n *Node) stored(c cid.Cid, err error) {
 // as they arrive, and while it reads, peers asking this node for the chunk
 // get them as they come (see arrivals).
 func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) (content.Block, error) {
+	asked := time.Now()
 	if cl := n.cl; cl != nil {
 		id := req.Version.ID()
 		release, err := cl.order.acquire(ctx, string(id[:]), req.Index, cl.originPerVersion())
@@ -315,11 +316,13 @@ func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) (content.Block,
 	}
 	defer func() { <-n.originSem }()
 	v := req.Version
+	asking := time.Now()
 	rc, err := n.org.GetRange(ctx, v.Bucket, v.Key, v.ETag, req.Off, req.Len)
 	if err != nil {
 		return content.Block{}, fmt.Errorf("node: origin range %d+%d of %s/%s: %w", req.Off, req.Len, v.Bucket, v.Key, err)
 	}
 	defer rc.Close()
+	started := time.Now()
 	key := flightKey(v, req.Index)
 	a := n.arrivals.start(key, n.hashOf(v), req.Len)
 	blk, err := n.arrivals.end(key, a, n.readOrigin(rc, a, req))
@@ -327,6 +330,8 @@ func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) (content.Block,
 		return content.Block{}, err
 	}
 	n.m.origin.Add(1)
+	n.log.Debug("origin chunk", "bucket", v.Bucket, "key", v.Key, "chunk", req.Index,
+		"queued", asking.Sub(asked), "headers", started.Sub(asking), "read", time.Since(started))
 	return blk, nil
 }
 

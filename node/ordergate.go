@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // orderGate bounds the origin fetches of one version that run at once on
@@ -14,14 +15,27 @@ import (
 // home can pass a chunk on early. Admitting a few at a time, in object
 // order, makes the first chunks land early and keeps the link busy with the
 // ones readers need next.
+//
+// A version's first fetches arrive together (a reader starts its whole
+// read-ahead window at once, peers ask for their windows at once) but in no
+// particular order: the Go scheduler runs the last goroutine started
+// first, and a home saw the chunk of its second window take its one slot
+// before the chunk of its first, delaying every reader's first byte by a
+// chunk's transfer time (S4). So when a version's gate is created, it
+// collects arrivals for settle before admitting any, lowest index first.
 type orderGate struct {
-	mu       sync.Mutex // guards versions
+	settle   time.Duration // collection time of a new version's gate
+	mu       sync.Mutex    // guards versions
 	versions map[string]*versionGate
 }
 
 type versionGate struct {
 	active  int
 	waiting []*gateWaiter // sorted by index
+	// opens is when the gate starts admitting (creation + settle); until
+	// then every arrival waits.
+	opens time.Time
+	timer *time.Timer // admits the waiters at opens
 }
 
 type gateWaiter struct {
@@ -29,7 +43,14 @@ type gateWaiter struct {
 	granted chan struct{} // closed when admitted
 }
 
-func newOrderGate() *orderGate { return &orderGate{versions: make(map[string]*versionGate)} }
+// gateSettle is how long a new version's gate collects arrivals: longer
+// than the spread of one reader's or one peer's simultaneous requests,
+// short against an origin fetch.
+const gateSettle = 10 * time.Millisecond
+
+func newOrderGate(settle time.Duration) *orderGate {
+	return &orderGate{settle: settle, versions: make(map[string]*versionGate)}
+}
 
 // acquire waits for one of limit slots of version vid, lower indexes first,
 // and returns the function that gives it back (never nil on success).
@@ -39,8 +60,12 @@ func (g *orderGate) acquire(ctx context.Context, vid string, index int64, limit 
 	if vg == nil {
 		vg = &versionGate{}
 		g.versions[vid] = vg
+		if g.settle > 0 {
+			vg.opens = time.Now().Add(g.settle)
+			vg.timer = time.AfterFunc(g.settle, func() { g.open(vid, vg, limit) })
+		}
 	}
-	if vg.active < limit && len(vg.waiting) == 0 {
+	if vg.active < limit && len(vg.waiting) == 0 && !time.Now().Before(vg.opens) {
 		vg.active++
 		g.mu.Unlock()
 		return func() { g.release(vid, limit) }, nil
@@ -75,6 +100,21 @@ func (g *orderGate) acquire(ctx context.Context, vid string, index int64, limit 
 	}
 }
 
+// open admits vg's waiters once its settle time is over (if vg is still
+// the version's gate).
+func (g *orderGate) open(vid string, vg *versionGate, limit int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.versions[vid] != vg {
+		return
+	}
+	vg.opens = time.Time{}
+	if vg.timer != nil {
+		vg.timer.Stop()
+	}
+	g.admitLocked(vid, vg, limit)
+}
+
 func (g *orderGate) release(vid string, limit int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -86,6 +126,12 @@ func (g *orderGate) release(vid string, limit int) {
 func (g *orderGate) releaseLocked(vid string, limit int) {
 	vg := g.versions[vid]
 	vg.active--
+	g.admitLocked(vid, vg, limit)
+}
+
+// admitLocked admits waiters, lowest index first, while slots are free,
+// then drops the gate if idle.
+func (g *orderGate) admitLocked(vid string, vg *versionGate, limit int) {
 	for vg.active < limit && len(vg.waiting) > 0 {
 		w := vg.waiting[0]
 		vg.waiting = vg.waiting[1:]
@@ -95,8 +141,10 @@ func (g *orderGate) releaseLocked(vid string, limit int) {
 	g.dropIfIdleLocked(vid, vg)
 }
 
+// dropIfIdleLocked forgets an idle gate, unless it is still settling (its
+// timer then finds it gone or idle and does nothing).
 func (g *orderGate) dropIfIdleLocked(vid string, vg *versionGate) {
-	if vg.active == 0 && len(vg.waiting) == 0 {
+	if vg.active == 0 && len(vg.waiting) == 0 && !time.Now().Before(vg.opens) {
 		delete(g.versions, vid)
 	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 // lowest index first whatever their arrival order; other versions are not
 // held up; a waiter that gives up leaves no trace.
 func TestOrderGate(t *testing.T) {
-	g := newOrderGate()
+	g := newOrderGate(0)
 	ctx := t.Context()
 	rel1, err := g.acquire(ctx, "v", 50, 1)
 	if err != nil {
@@ -74,7 +75,7 @@ func TestOrderGate(t *testing.T) {
 
 // TestOrderGateLimit: limit holders run at once, never more.
 func TestOrderGateLimit(t *testing.T) {
-	g := newOrderGate()
+	g := newOrderGate(0)
 	var mu sync.Mutex
 	cur, peak := 0, 0
 	var wg sync.WaitGroup
@@ -132,4 +133,58 @@ func equalInts(a, b []int64) bool {
 		}
 	}
 	return true
+}
+
+// TestOrderGateSettles: a new version's gate admits nobody while it
+// settles, however the first fetches arrive, and then admits the lowest
+// index first (the first chunk a reader needs is not stuck behind a later
+// one that happened to arrive a moment earlier).
+func TestOrderGateSettles(t *testing.T) {
+	g := newOrderGate(time.Hour) // opened by hand below
+	ctx := t.Context()
+	var mu sync.Mutex
+	var order []int64
+	var wg sync.WaitGroup
+	for _, i := range []int64{9, 3, 7} {
+		wg.Go(func() {
+			rel, err := g.acquire(ctx, "v", i, 1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			rel()
+		})
+	}
+	waiting := func() int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if vg := g.versions["v"]; vg != nil {
+			return len(vg.waiting)
+		}
+		return 0
+	}
+	for waiting() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	if len(order) != 0 {
+		t.Fatalf("admitted %v while settling", order)
+	}
+	mu.Unlock()
+	g.mu.Lock()
+	vg := g.versions["v"]
+	g.mu.Unlock()
+	g.open("v", vg, 1)
+	wg.Wait()
+	if want := []int64{3, 7, 9}; !slices.Equal(order, want) {
+		t.Fatalf("admitted in order %v, want %v", order, want)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.versions) != 0 {
+		t.Fatalf("gate of an idle version kept: %v", g.versions)
+	}
 }

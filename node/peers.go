@@ -29,7 +29,10 @@ func (n *Node) resolveManifest(ctx context.Context, v catalog.Version) error {
 		return errNoManifest
 	}
 	_, _, err := cl.lookups.Do(ctx, k, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, n.lookupManifest(ctx, v)
+		start := time.Now()
+		err := n.lookupManifest(ctx, v)
+		n.log.Debug("manifest lookup", "bucket", v.Bucket, "key", v.Key, "took", time.Since(start), "err", err)
+		return struct{}{}, err
 	})
 	if err != nil && ctx.Err() == nil && n.base.Err() == nil {
 		cl.missing.put(k, struct{}{})
