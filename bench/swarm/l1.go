@@ -174,7 +174,7 @@ func runL1Pass(ctx context.Context, env Env, s Settings, lab *Lab, origin *Origi
 		if err := stopNodes(nodes); err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("L1 run %d: %v", run+1, err))
 		}
-		os.RemoveAll(runDir)
+		cleanRun(env, runDir)
 
 		p.Errors += len(r.Errors)
 		p.RunsDetail = append(p.RunsDetail, r)

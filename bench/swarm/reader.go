@@ -39,8 +39,14 @@ type ReadResult struct {
 	Start     int64  `json:"start"`
 	FirstByte int64  `json:"first_byte"`
 	End       int64  `json:"end"`
-	Err       string `json:"err,omitempty"`
+	// Marks are the times the read passed each progressMark bytes: where
+	// a slow read lost its time.
+	Marks []int64 `json:"marks,omitempty"`
+	Err   string  `json:"err,omitempty"`
 }
+
+// progressMark is the step of ReadResult.Marks.
+const progressMark = 16 << 20
 
 // Seconds is the read's duration from Start to End.
 func (r ReadResult) Seconds() float64 { return float64(r.End-r.Start) / 1e9 }
@@ -90,6 +96,9 @@ func Read(ctx context.Context, spec ReadSpec) ReadResult {
 				res.FirstByte = time.Now().UnixNano()
 			}
 			h.Write(buf[:n])
+			if (res.Bytes+int64(n))/progressMark > res.Bytes/progressMark {
+				res.Marks = append(res.Marks, time.Now().UnixNano())
+			}
 			res.Bytes += int64(n)
 		}
 		if errors.Is(err, io.EOF) {

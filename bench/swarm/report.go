@@ -43,7 +43,10 @@ type S4Run struct {
 	NodeSeconds []float64 `json:"node_seconds"`
 	// NodeFirstByte: seconds from the common start to each node's first
 	// byte.
-	NodeFirstByte []float64    `json:"node_first_byte_seconds"`
+	NodeFirstByte []float64 `json:"node_first_byte_seconds"`
+	// NodeMarks: seconds from the common start to each 16 MiB a node's
+	// reader received (in object order).
+	NodeMarks     [][]float64  `json:"node_marks_seconds,omitempty"`
 	DirectSeconds []float64    `json:"direct_seconds"`
 	Origin        OriginCounts `json:"origin"`
 	DirectOrigin  OriginCounts `json:"direct_origin"`

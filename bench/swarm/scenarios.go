@@ -49,7 +49,10 @@ type Env struct {
 	ReaderExe string
 	ReaderArg []string
 	WorkDir   string
-	Log       *slog.Logger
+	// KeepLogs leaves each run's node logs in WorkDir (data directories
+	// are removed either way).
+	KeepLogs bool
+	Log      *slog.Logger
 }
 
 // WriteObject writes size pseudo-random bytes (seeded, so reproducible)
@@ -309,6 +312,11 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 			}
 			sec := float64(x.End-startAt) / 1e9
 			r.NodeSeconds = append(r.NodeSeconds, sec)
+			marks := make([]float64, len(x.Marks))
+			for k, m := range x.Marks {
+				marks[k] = float64(m-startAt) / 1e9
+			}
+			r.NodeMarks = append(r.NodeMarks, marks)
 			if x.FirstByte > 0 {
 				r.NodeFirstByte = append(r.NodeFirstByte, float64(x.FirstByte-startAt)/1e9)
 			}
@@ -325,9 +333,24 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 		log.Info("S4 run done", "run", run+1, "slowest_s", worst, "limit_s", limit, "direct_slowest_s", worst0,
 			"origin_bytes", r.Origin.BytesOut, "origin_gets", r.Origin.GetObject, "errors", len(r.Errors),
 			"cpu_busy", r.CPUBusy, "origin_done_s", r.OriginDone)
-		os.RemoveAll(runDir)
+		cleanRun(env, runDir)
 	}
 	res.Slowest, res.SlowestX, res.Mean = NewStat(slowest), NewStat(slowestX), NewStat(mean)
 	res.Direct, res.OriginX, res.ReqPerChnk = NewStat(directSlowest), NewStat(originX), NewStat(perChunk)
 	return res, nil
+}
+
+// cleanRun removes a run's directory, or with env.KeepLogs only the
+// directories in it (node data), leaving the node logs.
+func cleanRun(env Env, dir string) {
+	if !env.KeepLogs {
+		os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -55,6 +55,7 @@ func TestSwarmScenarios(t *testing.T) {
 		ReaderExe: os.Args[0],
 		ReaderArg: []string{"-test.run=^$"},
 		WorkDir:   workDir(t),
+		KeepLogs:  os.Getenv("SHOAL_SWARM_KEEP") != "",
 		Log:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if env.VersitygwBin, err = versitygw(root); err != nil {
