@@ -292,6 +292,7 @@ func (r *Router) FindProviders(ctx context.Context, c cid.Cid, limit int) ([]pee
 	if limit <= 0 {
 		limit = DefaultFindLimit
 	}
+	r.awaitTable(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -347,6 +348,7 @@ func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) erro
 // among the first manifestQuorum+1 found, or ErrNotFound. When ctx ends
 // after a record was found it returns that record.
 func (r *Router) GetManifestRecord(ctx context.Context, bucket, key, etag string) (ManifestRecord, error) {
+	r.awaitTable(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	vals, err := r.dht.SearchValue(ctx, ManifestRecordKey(bucket, key, etag), dht.Quorum(manifestQuorum))
@@ -371,6 +373,36 @@ func (r *Router) GetManifestRecord(ctx context.Context, bucket, key, etag string
 		return ManifestRecord{}, fmt.Errorf("%w: record for another object", ErrBadRecord)
 	}
 	return rec, nil
+}
+
+// tableWait bounds how long a lookup waits for an empty routing table to
+// take in the peers the host is connected to.
+const tableWait = 2 * time.Second
+
+// awaitTable waits (at most tableWait, within ctx) while the routing table
+// is empty but the host has connected peers: a node that has just joined
+// is connected before identify has confirmed its peers as DHT servers, and
+// a lookup run then fails at once. A node reading as soon as it joined took
+// that failure for "no record in the cluster" and read half an object from
+// the origin that a peer held (S3). A node with no connections does not
+// wait: there is nobody to learn from.
+func (r *Router) awaitTable(ctx context.Context) {
+	if r.dht.RoutingTable().Size() > 0 || len(r.host.Network().Peers()) == 0 {
+		return
+	}
+	t := time.NewTimer(tableWait)
+	defer t.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for r.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Close stops the provider and the DHT (not the host).

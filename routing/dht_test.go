@@ -378,3 +378,49 @@ func TestLookupsWithHungPeer(t *testing.T) {
 		t.Fatalf("providers with a hung peer: %v, %v", provs, err)
 	}
 }
+
+// TestLookupRightAfterJoin: a node that reads as soon as it has connected
+// (before identify has put its peers in the routing table) still finds a
+// record and the providers the cluster holds, instead of concluding that
+// the cluster has none.
+func TestLookupRightAfterJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	s := newSwarm(t, 3, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := testRecord(time.Unix(1700000000, 0).UTC())
+	if err := s.routers[0].PutManifestRecord(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	c := content.Sum(content.SHA256, []byte("held by node 1"))
+	if err := s.routers[1].Provide(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "provider findable", func() bool {
+		p, err := s.routers[2].FindProviders(ctx, c, 1)
+		return err == nil && len(p) == 1
+	})
+
+	for round := range 3 {
+		h := newTestHost(t, testKey(t, 7), MembershipAuth)
+		late, err := NewDHT(ctx, h, Config{}, WithLogger(discardLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Connect(ctx, info(s.routers[round%3].Host())); err != nil {
+			t.Fatal(err)
+		}
+		got, err := late.GetManifestRecord(ctx, rec.Bucket, rec.Key, rec.ETag)
+		if err != nil || !recordsEqual(got, rec) {
+			t.Fatalf("round %d: record right after joining: %+v, %v", round, got, err)
+		}
+		provs, err := late.FindProviders(ctx, c, 1)
+		if err != nil || len(provs) != 1 || provs[0].ID != s.routers[1].Host().ID() {
+			t.Fatalf("round %d: providers right after joining: %v, %v", round, provs, err)
+		}
+		late.Close()
+		h.Close()
+	}
+}
