@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -125,10 +126,38 @@ type fakeOrigin struct {
 	down    bool
 	gate    chan struct{}
 	failKey string
+	// stalls is how many GetRange responses of a key deliver stallAt
+	// bytes and then nothing until closed.
+	stalls  map[string]int
+	stallAt int64
+	// mute is how many GetRange requests of a key get no answer at all
+	// until their context ends (a lost handshake).
+	mute map[string]int
+}
+
+// stallingBody delivers its bytes, then blocks until closed (a TCP
+// connection stuck in retransmission backoff).
+type stallingBody struct {
+	r      io.Reader
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if n, err := b.r.Read(p); n > 0 || !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	<-b.closed
+	return 0, errors.New("stalling body: read on closed body")
+}
+
+func (b *stallingBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
 }
 
 func newFakeOrigin() *fakeOrigin {
-	return &fakeOrigin{objects: map[string]*fakeObject{}, ranges: map[string]int{}, calls: map[string]int{}}
+	return &fakeOrigin{objects: map[string]*fakeObject{}, ranges: map[string]int{}, calls: map[string]int{}, stalls: map[string]int{}, mute: map[string]int{}}
 }
 
 func etagOf(b []byte) string {
@@ -215,7 +244,15 @@ func (o *fakeOrigin) GetRange(ctx context.Context, bucket, key, etag string, off
 	o.mu.Lock()
 	o.ranges[fmt.Sprintf("%s/%s@%d", bucket, key, off)]++
 	gate, fail := o.gate, o.failKey == key
+	mute := o.mute[key] > 0
+	if mute {
+		o.mute[key]--
+	}
 	o.mu.Unlock()
+	if mute {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if gate != nil {
 		select {
 		case <-gate:
@@ -239,6 +276,15 @@ func (o *fakeOrigin) GetRange(ctx context.Context, bucket, key, etag string, off
 	end := int64(len(ob.data))
 	if n >= 0 {
 		end = min(end, off+n)
+	}
+	o.mu.Lock()
+	stall := o.stalls[key] > 0
+	if stall {
+		o.stalls[key]--
+	}
+	o.mu.Unlock()
+	if stall {
+		return &stallingBody{r: bytes.NewReader(ob.data[off:min(end, off+o.stallAt)]), closed: make(chan struct{})}, nil
 	}
 	return io.NopCloser(bytes.NewReader(ob.data[off:end])), nil
 }

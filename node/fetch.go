@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -317,15 +316,14 @@ func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) (content.Block,
 	defer func() { <-n.originSem }()
 	v := req.Version
 	asking := time.Now()
-	rc, err := n.org.GetRange(ctx, v.Bucket, v.Key, v.ETag, req.Off, req.Len)
+	rc, err := n.openOrigin(ctx, v, req.Off, req.Len)
 	if err != nil {
 		return content.Block{}, fmt.Errorf("node: origin range %d+%d of %s/%s: %w", req.Off, req.Len, v.Bucket, v.Key, err)
 	}
-	defer rc.Close()
 	started := time.Now()
 	key := flightKey(v, req.Index)
 	a := n.arrivals.start(key, n.hashOf(v), req.Len)
-	blk, err := n.arrivals.end(key, a, n.readOrigin(rc, a, req))
+	blk, err := n.arrivals.end(key, a, n.readOrigin(ctx, rc, a, req))
 	if err != nil {
 		return content.Block{}, err
 	}
@@ -339,25 +337,6 @@ func (n *Node) fromOrigin(ctx context.Context, req ChunkRequest) (content.Block,
 // chunk's arrival: each piece is hashed and passed on to waiting peers, so
 // it bounds the latency added at the home, not the throughput.
 const originPiece = 64 << 10
-
-// readOrigin copies exactly req.Len bytes from rc into a.
-func (n *Node) readOrigin(rc io.Reader, a *arrival, req ChunkRequest) error {
-	v := req.Version
-	got, err := io.CopyBuffer(a, io.LimitReader(rc, req.Len), make([]byte, originPiece))
-	n.m.originBytes.Add(got)
-	if err == nil && got < req.Len {
-		err = fmt.Errorf("%w: got %d of %d bytes: %w", errShortChunk, got, req.Len, origin.ErrUnavailable)
-	}
-	if err != nil {
-		return fmt.Errorf("node: origin read %s/%s chunk %d: %w", v.Bucket, v.Key, req.Index, err)
-	}
-	var one [1]byte
-	if k, _ := rc.Read(one[:]); k > 0 {
-		return fmt.Errorf("node: origin read %s/%s chunk %d: %w: more than %d bytes: %w",
-			v.Bucket, v.Key, req.Index, errShortChunk, req.Len, origin.ErrUnavailable)
-	}
-	return nil
-}
 
 // ensureManifest builds, stores and records v's manifest if every chunk CID
 // is known, and returns its CID.

@@ -19,6 +19,8 @@ type metrics struct {
 	providesQueued      atomic.Int64 // CIDs handed to the router to announce
 	providesFailed      atomic.Int64 // announcements refused or dropped
 	originBytes         atomic.Int64
+	originResumes       atomic.Int64 // stalled origin responses asked again
+	originHedges        atomic.Int64 // origin requests sent twice (slow answer)
 	heads               atomic.Int64
 	shared              atomic.Int64
 	stale               atomic.Int64
@@ -48,6 +50,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		counter("provides_total", "Block announcements, by result.", prometheus.Labels{"result": "queued"}, &m.providesQueued),
 		counter("provides_total", "Block announcements, by result.", prometheus.Labels{"result": "failed"}, &m.providesFailed),
 		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &m.originBytes),
+		counter("origin_hedges_total", "Origin range requests sent a second time because the first had no answer within the stall time.", nil, &m.originHedges),
+		counter("origin_resumes_total", "Origin responses that stalled mid-chunk and were asked again for the missing bytes.", nil, &m.originResumes),
 		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),
 		counter("shared_fetches_total", "Chunk or metadata fetches joined by a reader that did not start them (singleflight).", nil, &m.shared),
 		counter("stale_served_total", "Stale metadata served because the origin could not be reached.", nil, &m.stale),

@@ -70,7 +70,10 @@ type Node struct {
 	wg     sync.WaitGroup // shared fetch goroutines
 
 	originSem chan struct{} // bounds concurrent origin chunk fetches
-	arrivals  *arrivals     // origin reads in progress, for cut-through
+	// originStall is how long an origin response may deliver nothing
+	// before the rest is asked again (originStall; tests shorten it).
+	originStall time.Duration
+	arrivals    *arrivals // origin reads in progress, for cut-through
 
 	chunks *flight[[]byte]            // key: version id + index
 	heads  *flight[catalog.Object]    // key: bucket/key
@@ -114,18 +117,19 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 	}
 	base, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:       cfg,
-		store:     store,
-		org:       org,
-		cat:       cat,
-		peers:     o.peers,
-		log:       o.log.With("component", "node"),
-		now:       o.now,
-		m:         m,
-		base:      base,
-		cancel:    cancel,
-		originSem: make(chan struct{}, cfg.MaxOriginFetches),
-		arrivals:  newArrivals(),
+		cfg:         cfg,
+		store:       store,
+		org:         org,
+		cat:         cat,
+		peers:       o.peers,
+		log:         o.log.With("component", "node"),
+		now:         o.now,
+		m:           m,
+		base:        base,
+		cancel:      cancel,
+		originSem:   make(chan struct{}, cfg.MaxOriginFetches),
+		originStall: originStall,
+		arrivals:    newArrivals(),
 	}
 	if o.cluster != nil {
 		cl, err := newCluster(*o.cluster, n)
