@@ -43,7 +43,9 @@
 //   - Cut-through: a home streams a chunk to its askers while the chunk
 //     still arrives from the origin (PeerHandler.FetchStream reads the
 //     in-progress origin read registered in arrivals); askers verify the
-//     whole chunk against the CID the home names at the end.
+//     whole chunk against the CID the home names at the end. A stalled
+//     origin response is resumed from the first missing byte, and a
+//     request with no answer is sent twice (originread.go).
 //
 // Trust: the cluster is private (swarm key). Bytes from a provider are
 // checked against a CID the node already knows; a home node's answer for a

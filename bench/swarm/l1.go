@@ -11,7 +11,6 @@ package swarm
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -45,30 +44,13 @@ func RunL1(ctx context.Context, env Env, s Settings, rep *Report) (*L1Result, er
 	if !p2p {
 		rep.Notes = append(rep.Notes, "L1: the shoal binary has no --p2p-listen: the \"cluster\" reader ran alone, like baseline (b)")
 	}
-	lab, err := NewLab(ctx, LabConfig{Hosts: s.Nodes + 1, RateBits: s.RateBits}, env.Log)
+	work := filepath.Join(env.WorkDir, "l1")
+	lab, origin, sum, direct, err := startSwarmLab(ctx, env, s, work, l1Key, 5)
 	if err != nil {
 		return nil, err
 	}
 	defer lab.Close()
-	work := filepath.Join(env.WorkDir, "l1")
-	origin, err := StartOrigin(ctx, lab.Hosts[0], env.VersitygwBin, filepath.Join(work, "origin"), env.Log)
-	if err != nil {
-		return nil, err
-	}
 	defer origin.Close()
-	obj := filepath.Join(work, "object")
-	sum, err := WriteObject(obj, s.Size, 5)
-	if err != nil {
-		return nil, err
-	}
-	if err := origin.Put(ctx, bucket, l1Key, obj); err != nil {
-		return nil, err
-	}
-	os.Remove(obj)
-	direct, err := origin.PresignGet(ctx, bucket, l1Key)
-	if err != nil {
-		return nil, err
-	}
 	keyFile, err := writeSwarmKey(work)
 	if err != nil {
 		return nil, err

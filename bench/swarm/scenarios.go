@@ -206,30 +206,13 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 	if !p2p {
 		rep.Notes = append(rep.Notes, "S4: the shoal binary has no --p2p-listen: nodes ran without a cluster, each fetching from the origin")
 	}
-	lab, err := NewLab(ctx, LabConfig{Hosts: s.Nodes + 1, RateBits: s.RateBits}, env.Log)
+	work := filepath.Join(env.WorkDir, "s4")
+	lab, origin, sum, direct, err := startSwarmLab(ctx, env, s, work, "s4/object", 4)
 	if err != nil {
 		return nil, err
 	}
 	defer lab.Close()
-	work := filepath.Join(env.WorkDir, "s4")
-	origin, err := StartOrigin(ctx, lab.Hosts[0], env.VersitygwBin, filepath.Join(work, "origin"), env.Log)
-	if err != nil {
-		return nil, err
-	}
 	defer origin.Close()
-	obj := filepath.Join(work, "object")
-	sum, err := WriteObject(obj, s.Size, 4)
-	if err != nil {
-		return nil, err
-	}
-	if err := origin.Put(ctx, bucket, "s4/object", obj); err != nil {
-		return nil, err
-	}
-	os.Remove(obj)
-	direct, err := origin.PresignGet(ctx, bucket, "s4/object")
-	if err != nil {
-		return nil, err
-	}
 	keyFile, err := writeSwarmKey(work)
 	if err != nil {
 		return nil, err
@@ -353,4 +336,37 @@ func cleanRun(env Env, dir string) {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// startSwarmLab builds S4's lab (N nodes and the origin, links at B), starts
+// the origin in it and stores a fresh object of S bytes (seed) under key.
+// It returns the object's SHA-256 and a presigned URL of it; on success the
+// caller closes lab and origin.
+func startSwarmLab(ctx context.Context, env Env, s Settings, work, key string, seed uint64) (lab *Lab, origin *Origin, sum, direct string, err error) {
+	lab, err = NewLab(ctx, LabConfig{Hosts: s.Nodes + 1, RateBits: s.RateBits}, env.Log)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	origin, err = StartOrigin(ctx, lab.Hosts[0], env.VersitygwBin, filepath.Join(work, "origin"), env.Log)
+	if err != nil {
+		lab.Close()
+		return nil, nil, "", "", err
+	}
+	fail := func(err error) (*Lab, *Origin, string, string, error) {
+		origin.Close()
+		lab.Close()
+		return nil, nil, "", "", err
+	}
+	obj := filepath.Join(work, "object")
+	if sum, err = WriteObject(obj, s.Size, seed); err != nil {
+		return fail(err)
+	}
+	defer os.Remove(obj)
+	if err := origin.Put(ctx, bucket, key, obj); err != nil {
+		return fail(err)
+	}
+	if direct, err = origin.PresignGet(ctx, bucket, key); err != nil {
+		return fail(err)
+	}
+	return lab, origin, sum, direct, nil
 }
