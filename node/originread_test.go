@@ -16,7 +16,7 @@ import (
 // bytes and the origin never sends a byte twice.
 func TestOriginStallResumes(t *testing.T) {
 	e := newEnv(t, Config{})
-	e.n.originStall = 50 * time.Millisecond
+	e.n.originStall = 200 * time.Millisecond // well above scheduling gaps under -race
 	data := randBytes(cs, 41)
 	e.org.set("b", "k", data)
 	e.org.stalls["k"], e.org.stallAt = 1, int64(cs/3)
