@@ -238,6 +238,9 @@ func TestOneOriginFetchPerChunkUnderConcurrentReaders(t *testing.T) {
 	e.org.mu.Lock()
 	e.org.gate = gate
 	e.org.mu.Unlock()
+	// The gate holds the origin's answer as long as the readers take to
+	// line up; a hedged second request is not what this test counts.
+	e.n.originStall = time.Hour
 
 	const readers = 32
 	var wg sync.WaitGroup
@@ -295,6 +298,7 @@ func TestSharedFetchSurvivesOneReaderLeaving(t *testing.T) {
 	e.org.mu.Lock()
 	e.org.gate = gate
 	e.org.mu.Unlock()
+	e.n.originStall = time.Hour // the gate holds the answer; no hedge
 	v := e.n.version("b", "k", info.ETag, info.Size)
 
 	ctxA, cancelA := context.WithCancel(t.Context())
