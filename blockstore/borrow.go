@@ -13,37 +13,19 @@ import (
 // (read-only) and release, which the caller must call exactly once after
 // its last use of the bytes; release is never nil, also on error.
 //
-// Two things differ from Get, both for disk hits:
-//   - The bytes are read into a recycled buffer (release returns it), so a
-//     stream of disk hits does not allocate and zero a block per read.
-//   - A disk hit is promoted into memory only if the block is pinned or
-//     was read from disk not long before: within the last memory budget's
-//     worth of disk reads (by bytes). A block that comes back that soon
-//     would have stayed in memory; one that does not (a one-off read, or a
-//     sequential read of an object larger than the memory tier) would only
-//     evict memory's hot set before being read again.
-//
-// Memory hits, queued blocks and promoted disk hits are shared with the
-// memory tier; their release does nothing.
+// A disk hit that is not promoted (see promotes) is read into a recycled
+// buffer (release returns it), so a stream of disk hits does not allocate
+// and zero a block per read. Memory hits, queued blocks and promoted disk
+// hits are shared with the memory tier; their release does nothing.
 func (t *Tiered) Borrow(ctx context.Context, c cid.Cid) (data []byte, release func(), err error) {
 	if err := t.checkOpen("get"); err != nil {
 		return nil, noRelease, err
 	}
-	if data, err := t.mem.Get(ctx, c); err == nil {
-		t.count(&t.hits, t.metrics.hit)
-		return data, noRelease, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, noRelease, err
+	if data, ok, err := t.cached(ctx, c); ok || err != nil {
+		return data, noRelease, err
 	}
-	t.mu.Lock()
-	w := t.pending[c]
-	t.mu.Unlock()
-	if w != nil {
-		t.count(&t.hits, t.metrics.hit)
-		return w.data, noRelease, nil
-	}
-	if t.seenOnDisk(c) || t.disk.isPinned(c) {
-		data, err := t.promote(ctx, c)
+	if t.promotes(c) {
+		data, err := t.readDisk(ctx, c, true)
 		return data, noRelease, err
 	}
 	data, err = t.disk.getInto(ctx, c, t.bufs.get, t.bufs.put)
@@ -58,9 +40,41 @@ func (t *Tiered) Borrow(ctx context.Context, c cid.Cid) (data []byte, release fu
 	return data, func() { t.bufs.put(data) }, nil
 }
 
+// cached returns c from the memory tier or the disk write queue; ok
+// reports a hit, err a memory tier failure other than a miss.
+func (t *Tiered) cached(ctx context.Context, c cid.Cid) (data []byte, ok bool, err error) {
+	if data, err := t.mem.Get(ctx, c); err == nil {
+		t.count(&t.hits, t.metrics.hit)
+		return data, true, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	t.mu.Lock()
+	w := t.pending[c]
+	t.mu.Unlock()
+	if w != nil {
+		t.count(&t.hits, t.metrics.hit)
+		return w.data, true, nil
+	}
+	return nil, false, nil
+}
+
+// promotes reports whether a disk hit of c goes into memory (Get and
+// Borrow): only if the block is pinned or was read from disk not long
+// before, within the last memory budget's worth of disk reads (by bytes).
+// A block that comes back that soon would have stayed in memory; one that
+// does not (a one-off read, a sequential read of an object larger than the
+// memory tier, a peer scanning an object that lives on disk) would only
+// evict memory's hot set before being read again; promoting every hit of
+// such a scan evicted the oldest block in memory, typically the very block
+// the scan asked for next.
+func (t *Tiered) promotes(c cid.Cid) bool {
+	return t.seenOnDisk(c) || t.disk.isPinned(c)
+}
+
 func noRelease() {}
 
-// recentReads remembers the blocks read from disk by Borrow without being
+// recentReads remembers the blocks read from disk by Get and Borrow without being
 // promoted, newest first, up to the memory budget in bytes.
 type recentReads struct {
 	order list.List // of recentRead

@@ -115,7 +115,7 @@ type Tiered struct {
 	hits         int64
 	misses       int64
 	dropped      int64
-	recent       recentReads           // disk reads by Borrow, for promotion
+	recent       recentReads           // disk reads not promoted (see promotes)
 	reads        map[cid.Cid]*diskRead // disk reads in progress (readDisk)
 
 	bufs bufPool // Borrow's read buffers
@@ -169,41 +169,21 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig, opts ...TieredOption) 
 }
 
 // Get returns the block from memory, the disk queue or disk, or ErrNotFound.
-// A disk hit is verified; like Borrow's, it is promoted into memory only if
-// the block is pinned or was read from disk not long before, so a peer or
-// reader scanning blocks that live on disk does not evict the memory tier's
-// blocks (each promotion of a scan evicted the oldest block in memory,
-// typically the very block the scan asked for next: a node serving a cold
-// peer an object it held in memory read and hashed nearly all of it from
-// disk). Concurrent disk reads of one block share one read.
+// A disk hit is verified and promoted into memory as promotes says;
+// concurrent disk reads of one block share one read.
 func (t *Tiered) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err := t.checkOpen("get"); err != nil {
 		return nil, err
 	}
-	if data, err := t.mem.Get(ctx, c); err == nil {
-		t.count(&t.hits, t.metrics.hit)
-		return data, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
+	if data, ok, err := t.cached(ctx, c); ok || err != nil {
+		return data, err
 	}
-	t.mu.Lock()
-	w := t.pending[c]
-	t.mu.Unlock()
-	if w != nil {
-		t.count(&t.hits, t.metrics.hit)
-		return w.data, nil
-	}
-	promote := t.seenOnDisk(c) || t.disk.isPinned(c)
+	promote := t.promotes(c)
 	data, err := t.readDisk(ctx, c, promote)
 	if err == nil && !promote {
 		t.noteDiskRead(c, len(data))
 	}
 	return data, err
-}
-
-// promote reads c from disk (verified) and puts it into memory.
-func (t *Tiered) promote(ctx context.Context, c cid.Cid) ([]byte, error) {
-	return t.readDisk(ctx, c, true)
 }
 
 // readDisk reads c from disk (verified) into a new buffer and, if promote,
