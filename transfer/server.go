@@ -222,7 +222,7 @@ func (s *Server) serve(ctx context.Context, st network.Stream) error {
 		s.metrics.requests.WithLabelValues(typ, "error").Inc()
 		return err
 	}
-	err = s.writeBody(ctx, st, data[off:off+n])
+	err = s.writeBody(ctx, st, data[off:off+n], false)
 	s.metrics.requests.WithLabelValues(typ, resultLabel(err)).Inc()
 	return err
 }
@@ -288,9 +288,11 @@ func (s *Server) writeHeader(st network.Stream, r Response) error {
 	return err
 }
 
-// writeBody streams data raw, in pieces, renewing the idle deadline before
-// each piece and charging the upload limiter.
-func (s *Server) writeBody(ctx context.Context, st network.Stream, data []byte) error {
+// writeBody streams data in pieces of at most writePiece bytes (raw, or
+// each in a data frame when framed), renewing the idle deadline before each
+// piece and charging the upload limiter.
+func (s *Server) writeBody(ctx context.Context, st network.Stream, data []byte, framed bool) error {
+	var hb [frameHeaderSize]byte
 	for len(data) > 0 {
 		n := min(len(data), writePiece)
 		if s.limiter != nil {
@@ -299,6 +301,11 @@ func (s *Server) writeBody(ctx context.Context, st network.Stream, data []byte) 
 			}
 		}
 		_ = st.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if framed {
+			if _, err := st.Write(appendFrameHeader(hb[:0], frameData, n)); err != nil {
+				return err
+			}
+		}
 		w, err := st.Write(data[:n])
 		s.metrics.bytesSent.Add(float64(w))
 		if err != nil {

@@ -190,7 +190,7 @@ func (s *Server) sendFrames(ctx, hctx context.Context, st network.Stream, cs Chu
 		cancel()
 		switch {
 		case err == nil && len(data) > 0 && int64(len(data)) <= size-off:
-			if err := s.writeDataFrames(ctx, st, data); err != nil {
+			if err := s.writeBody(ctx, st, data, true); err != nil {
 				return err
 			}
 			off += int64(len(data))
@@ -245,31 +245,6 @@ func (s *Server) writeFrame(st network.Stream, t frameType, body []byte) error {
 	_ = st.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	_, err := st.Write(b)
 	return err
-}
-
-// writeDataFrames sends data in data frames of at most maxFrameData bytes,
-// charging the upload limiter and renewing the write deadline per frame.
-func (s *Server) writeDataFrames(ctx context.Context, st network.Stream, data []byte) error {
-	var hb [frameHeaderSize]byte
-	for len(data) > 0 {
-		n := min(len(data), maxFrameData)
-		if s.limiter != nil {
-			if err := s.limiter.WaitN(ctx, n); err != nil {
-				return err
-			}
-		}
-		_ = st.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		if _, err := st.Write(appendFrameHeader(hb[:0], frameData, n)); err != nil {
-			return err
-		}
-		w, err := st.Write(data[:n])
-		s.metrics.bytesSent.Add(float64(w))
-		if err != nil {
-			return err
-		}
-		data = data[n:]
-	}
-	return nil
 }
 
 // legacyPeers remembers peers that answer MsgFetch but not MsgFetchStream.
