@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,34 +214,8 @@ func TestShapeOriginPaths(t *testing.T) {
 	}
 
 	// Send 2 MiB from the origin to host 1.
-	ln, err := lab.Hosts[1].Listen("tcp", net.JoinHostPort(lab.Hosts[1].Addr.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer c.Close()
-		n, _ := io.Copy(io.Discard, c)
-		got <- n
-	}()
-	c, err := o.DialContext(ctx, "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const size = 2 << 20
-	if _, err := c.Write(make([]byte, size)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if n := <-got; n != size {
-		t.Fatalf("host 1 received %d bytes, want %d", n, size)
-	}
+	sendAcross(t, ctx, o, lab.Hosts[1], size)
 	b, err := lab.OriginPathBytes(ctx)
 	if err != nil || len(b) != 2 {
 		t.Fatalf("path bytes: %v, %v", b, err)

@@ -56,34 +56,7 @@ func TestLab(t *testing.T) {
 		}
 	}
 	// Host 0 reaches host 1 over the bridge, and bytes arrive intact.
-	ln, err := lab.Hosts[1].Listen("tcp", net.JoinHostPort(lab.Hosts[1].Addr.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer c.Close()
-		n, _ := io.Copy(io.Discard, c)
-		got <- n
-	}()
-	c, err := lab.Hosts[0].DialContext(ctx, "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatalf("dial across the lab: %v", err)
-	}
-	const size = 1 << 20
-	if _, err := c.Write(make([]byte, size)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if n := <-got; n != size {
-		t.Fatalf("received %d bytes, want %d", n, size)
-	}
+	sendAcross(t, ctx, lab.Hosts[0], lab.Hosts[1], 1<<20)
 	// The lab's addresses exist only inside it: no interface of this
 	// namespace carries one (checked passively: nothing is sent outside
 	// the lab).
@@ -143,5 +116,38 @@ func TestCleanupStale(t *testing.T) {
 	}
 	if !nsExists(t, live.Hosts[0].NS) {
 		t.Fatal("CleanupStale removed a live lab")
+	}
+}
+
+// sendAcross sends size bytes over TCP from one lab host to another and
+// fails the test unless all of them arrive.
+func sendAcross(t *testing.T, ctx context.Context, from, to *Host, size int) {
+	t.Helper()
+	ln, err := to.Listen("tcp", net.JoinHostPort(to.Addr.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	c, err := from.DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial across the lab: %v", err)
+	}
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := <-got; n != int64(size) {
+		t.Fatalf("%s received %d bytes, want %d", to.NS, n, size)
 	}
 }
