@@ -60,9 +60,8 @@ func (c TieredConfig) Validate() error {
 type TieredOption func(*tieredOptions)
 
 type tieredOptions struct {
-	logger   *slog.Logger
-	reg      prometheus.Registerer
-	onRemove func(cid.Cid)
+	logger *slog.Logger
+	reg    prometheus.Registerer
 }
 
 // WithTieredLogger sets the logger (default: discard).
@@ -72,13 +71,6 @@ func WithTieredLogger(l *slog.Logger) TieredOption { return func(o *tieredOption
 func WithTieredRegisterer(r prometheus.Registerer) TieredOption {
 	return func(o *tieredOptions) { o.reg = r }
 }
-
-// WithOnRemove sets a callback for blocks that leave the store entirely (no
-// tier holds them any more: eviction, corruption, Delete). It runs on the
-// goroutine that caused the removal, without store locks held, and must not
-// block; it may call the store's read methods. Concurrent activity can make
-// it fire for a block that is put again right after.
-func WithOnRemove(f func(cid.Cid)) TieredOption { return func(o *tieredOptions) { o.onRemove = f } }
 
 type pendingWrite struct {
 	c    cid.Cid
@@ -102,7 +94,7 @@ type Tiered struct {
 	disk     *Disk
 	log      *slog.Logger
 	metrics  *tierMetrics
-	onRemove func(cid.Cid)
+	removals *Removals // blocks that left every tier
 	queue    chan *pendingWrite
 	stop     chan struct{} // closed by Close
 	done     chan struct{} // closed when the writer returns
@@ -152,7 +144,7 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig, opts ...TieredOption) 
 		disk:     disk,
 		log:      o.logger.With("component", "blockstore", "tier", tierTiered),
 		metrics:  m,
-		onRemove: o.onRemove,
+		removals: NewRemovals(),
 		queue:    make(chan *pendingWrite, cfg.QueueLength),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -160,10 +152,8 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig, opts ...TieredOption) 
 		reads:    make(map[cid.Cid]*diskRead),
 		idle:     idle,
 	}
-	if t.onRemove != nil {
-		mem.setOnEvict(t.memEvicted)
-		disk.setOnEvict(t.diskEvicted)
-	}
+	mem.setOnEvict(t.memEvicted)
+	disk.setOnEvict(t.diskEvicted)
 	go t.writer()
 	return t, nil
 }
@@ -457,8 +447,11 @@ func (t *Tiered) Flush(ctx context.Context) error {
 	}
 }
 
-// memEvicted and diskEvicted translate tier evictions into onRemove calls
-// for blocks that no tier holds any more.
+// Removals is the feed of blocks that left the store entirely.
+func (t *Tiered) Removals() *Removals { return t.removals }
+
+// memEvicted and diskEvicted translate tier evictions into removals of
+// blocks that no tier holds any more.
 func (t *Tiered) memEvicted(cids []cid.Cid) {
 	for _, c := range cids {
 		t.removedUnlessHeld(c)
@@ -472,9 +465,6 @@ func (t *Tiered) diskEvicted(cids []cid.Cid) {
 }
 
 func (t *Tiered) removedUnlessHeld(c cid.Cid) {
-	if t.onRemove == nil {
-		return
-	}
 	t.mu.Lock()
 	_, pending := t.pending[c]
 	t.mu.Unlock()
@@ -488,7 +478,7 @@ func (t *Tiered) removedUnlessHeld(c cid.Cid) {
 	if ok, err := t.disk.Has(ctx, c); err == nil && ok {
 		return
 	}
-	t.onRemove(c)
+	t.removals.Add(c)
 }
 
 // Delete removes the block and its pin from every tier.
@@ -503,8 +493,8 @@ func (t *Tiered) Delete(ctx context.Context, c cid.Cid) error {
 	inMem, _ := t.mem.Has(ctx, c)
 	onDisk, _ := t.disk.Has(ctx, c)
 	err := errors.Join(t.mem.Delete(ctx, c), t.disk.Delete(ctx, c))
-	if err == nil && t.onRemove != nil && (wasPending || inMem || onDisk) {
-		t.onRemove(c)
+	if err == nil && (wasPending || inMem || onDisk) {
+		t.removals.Add(c)
 	}
 	return err
 }

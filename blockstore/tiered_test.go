@@ -51,24 +51,26 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 	return w.WriteCloser.Write(p)
 }
 
-// removals records WithOnRemove calls.
+// removals counts what a store's Removals feed reported, taking what is
+// queued whenever it is asked.
 type removals struct {
+	tr  *blockstore.Tiered
 	mu  sync.Mutex
 	got map[cid.Cid]int
-}
-
-func (r *removals) add(c cid.Cid) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.got == nil {
-		r.got = map[cid.Cid]int{}
-	}
-	r.got[c]++
 }
 
 func (r *removals) count(c cid.Cid) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.got == nil {
+		r.got = map[cid.Cid]int{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // take what is queued, without waiting
+	taken, _ := r.tr.Removals().Take(ctx)
+	for _, t := range taken {
+		r.got[t]++
+	}
 	return r.got[c]
 }
 
@@ -101,7 +103,8 @@ func TestTieredReadersNeverWaitForDiskWrites(t *testing.T) {
 	var rm removals
 	// Memory holds one block; the disk queue holds one write.
 	tr := newTiered(t, size, t.TempDir(), 1<<20, blockstore.TieredConfig{QueueLength: 1},
-		[]blockstore.DiskOption{blockstore.WithFileCreator(gate)}, blockstore.WithOnRemove(rm.add))
+		[]blockstore.DiskOption{blockstore.WithFileCreator(gate)})
+	rm.tr = tr
 	released := false
 	defer func() {
 		if !released {
@@ -203,7 +206,8 @@ func TestTieredCorruptDiskCopy(t *testing.T) {
 
 	// After a restart only the damaged disk copy is left.
 	var rm removals
-	tr = newTiered(t, 1<<20, dir, 1<<20, blockstore.TieredConfig{}, nil, blockstore.WithOnRemove(rm.add))
+	tr = newTiered(t, 1<<20, dir, 1<<20, blockstore.TieredConfig{}, nil)
+	rm.tr = tr
 	defer tr.Close()
 	if _, err := tr.Get(ctx, c); !errors.Is(err, blockstore.ErrNotFound) {
 		t.Fatalf("get of corrupt copy: %v, want ErrNotFound", err)
@@ -233,7 +237,8 @@ func TestTieredRemovalHook(t *testing.T) {
 	ctx := t.Context()
 	const size = 32 << 10
 	var rm removals
-	tr := newTiered(t, 2*size, t.TempDir(), 5*size, blockstore.TieredConfig{}, nil, blockstore.WithOnRemove(rm.add))
+	tr := newTiered(t, 2*size, t.TempDir(), 5*size, blockstore.TieredConfig{}, nil)
+	rm.tr = tr
 	defer tr.Close()
 	var cids []cid.Cid
 	for range 12 {

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -68,54 +67,8 @@ type Cluster struct {
 // from the origin about once. Without it the node works alone.
 func WithCluster(c Cluster) Option { return func(o *options) { o.cluster = &c } }
 
-// Cluster tuning.
+// Queues of announcements and records waiting for Run.
 const (
-	// clusterReadAhead is the default ReadAhead with a cluster: the chunks
-	// of one read fan out over many home nodes, so a lone cold reader gains
-	// from more chunks in flight, and when many nodes read one cold object
-	// at once every chunk of a window completes at about the same time
-	// (links share bandwidth fairly), so a window of two home rounds keeps
-	// a node's downlink busy while the next one lands (S4, N=8: 16 gave
-	// 14.8-15.3 s, 8 gave 17.1-17.5 s, 32 gave 16.5 s; 16 x 4 MiB = 64 MiB
-	// per stream).
-	clusterReadAhead = 16
-	// clusterOriginStreams: origin fetches of one version in flight
-	// cluster-wide (each node runs its share, lowest chunk index first;
-	// see orderGate). One origin link carries them all. Before cut-through
-	// fewer streams were better (a chunk landed sooner and could be passed
-	// on); with cut-through a home passes bytes on as they arrive, and
-	// TCP's unequal shares of one congested link matter more: with one
-	// stream per home the home with the slowest stream held every reader
-	// back, with two the shares even out (S4, N=8, 5 runs each: 8 streams
-	// 1.29x S/B median [1.19..1.55], 16 streams 1.20x [1.18..1.45]).
-	clusterOriginStreams = 16
-	// findLimit: providers asked for per chunk. transfer pulls from the K
-	// best (default 3) and needs spares for failover; more only lengthens
-	// the DHT lookup.
-	findLimit = 8
-	// homeCandidates: home nodes tried in rendezvous order before the node
-	// reads the origin itself. Three keeps the origin at one read per chunk
-	// through one or two dead or failing homes (Gantry's designated puller
-	// bounds the origin at three pulls per digest the same way).
-	homeCandidates = 3
-	// lookupTimeout bounds one DHT lookup (providers or a manifest record).
-	// On loopback or a LAN a lookup takes milliseconds, but one that queries
-	// a hung peer waits for kad-dht's fixed 10 s per-RPC timeout; in a
-	// private LAN cluster an answer not there after a few seconds will not
-	// come, and the lookup returns what it found by then (the router hands
-	// back partial results) so the next source can be tried.
-	lookupTimeout = 3 * time.Second
-	// manifestWait: how long a chunk fetch that can go to a home node
-	// waits for its version's manifest lookup. On an idle LAN a lookup
-	// takes milliseconds; under a cold swarm read a miss took 10-700 ms
-	// (S4), time every chunk fetched meanwhile would stall.
-	manifestWait = 100 * time.Millisecond
-	// manifestMissTTL: after a version's manifest record was not found, the
-	// DHT is not asked again for it this long, so the chunks of a cold object
-	// cost one record lookup, not one per chunk. Short, because the record
-	// appears as soon as any node completes the object; meanwhile home nodes
-	// serve the chunks anyway.
-	manifestMissTTL = 2 * time.Second
 	// maxPendingAnnounces bounds the announce queue (distinct CIDs waiting
 	// for Run); beyond it announcements are dropped and counted as failed.
 	maxPendingAnnounces = 1 << 20
@@ -123,33 +76,30 @@ const (
 	maxPendingRecords = 4096
 	// recordTimeout bounds one manifest record publication (a DHT put).
 	recordTimeout = 30 * time.Second
+	// manifestMissTTL: after a version's manifest record was not found, the
+	// DHT is not asked again for it this long, so the chunks of a cold object
+	// cost one record lookup, not one per chunk. Short, because the record
+	// appears as soon as any node completes the object; meanwhile home nodes
+	// serve the chunks anyway.
+	manifestMissTTL = 2 * time.Second
 )
-
-// originPerVersion is how many origin fetches of one version this node runs
-// at once: clusterOriginStreams shared by the nodes of the cluster (each
-// home reads its own share), at least one.
-func (cl *cluster) originPerVersion() int {
-	n := len(cl.Members.Members()) + 1
-	return max(1, (clusterOriginStreams+n-1)/n)
-}
 
 // cluster is the node's cluster state.
 type cluster struct {
 	Cluster
 	self peer.ID
 
-	mu      sync.Mutex               // guards pending, records and ahead
-	ahead   map[string]bool          // home read-ahead fetches running, by flight key
+	mu      sync.Mutex               // guards pending, records, ahead and lookups
+	ahead   map[string]bool          // home read-ahead tasks queued or running, by flight key
 	pending map[cid.Cid]bool         // CID -> provide (true) or stop (false); the last call wins
 	records []routing.ManifestRecord // manifest records to publish
+	lookups map[string]*lookup       // manifest lookups queued or running, by version id
 	wakeAnn chan struct{}            // signals pending (capacity 1)
 	wakeRec chan struct{}            // signals records (capacity 1)
-	order   *orderGate               // origin fetches per version, in chunk order
-	lookups *flight[struct{}]        // manifest resolutions, by version id
 	missing *ttlCache[struct{}]      // versions whose record was not found recently
 }
 
-func newCluster(c Cluster, n *Node) (*cluster, error) {
+func newCluster(c Cluster, now func() time.Time) (*cluster, error) {
 	if c.Router == nil || c.Transfer == nil || c.Members == nil {
 		return nil, errors.New("node: cluster needs a router, a transfer client and a member list")
 	}
@@ -158,189 +108,21 @@ func newCluster(c Cluster, n *Node) (*cluster, error) {
 		self:    c.Members.Self(),
 		pending: make(map[cid.Cid]bool),
 		ahead:   make(map[string]bool),
+		lookups: make(map[string]*lookup),
 		wakeAnn: make(chan struct{}, 1),
 		wakeRec: make(chan struct{}, 1),
-		order:   newOrderGate(gateSettle),
-		lookups: newFlight[struct{}](n.base, &n.wg),
-		missing: newTTLCache[struct{}](manifestMissTTL, 4096, n.now),
+		missing: newTTLCache[struct{}](manifestMissTTL, 4096, now),
 	}, nil
 }
 
-func wake(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// announce queues c to be provided (or, with provide false, no longer
-// provided). It never blocks.
-func (n *Node) announce(c cid.Cid, provide bool) {
-	cl := n.cl
-	if cl == nil || !c.Defined() {
-		return
-	}
-	cl.mu.Lock()
-	_, queued := cl.pending[c]
-	full := !queued && len(cl.pending) >= maxPendingAnnounces
-	if !full {
-		cl.pending[c] = provide
-	}
-	cl.mu.Unlock()
-	if full {
-		n.m.providesFailed.Add(1)
-		return
-	}
-	wake(cl.wakeAnn)
-}
-
-// publish queues a manifest record for publication.
-func (n *Node) publish(rec routing.ManifestRecord) {
+// placement is a snapshot of who is home for what (see placement.go);
+// alone without a cluster.
+func (n *Node) placement() placement {
 	cl := n.cl
 	if cl == nil {
-		return
+		return placement{nodes: []candidate{{}}}
 	}
-	if err := rec.Validate(); err != nil {
-		// An object the record format cannot carry (e.g. a bucket name
-		// longer than S3 allows): peers find its chunks via home nodes.
-		n.log.Debug("manifest record not publishable", "bucket", rec.Bucket, "key", rec.Key, "err", err)
-		return
-	}
-	cl.mu.Lock()
-	full := len(cl.records) >= maxPendingRecords
-	if !full {
-		cl.records = append(cl.records, rec)
-	}
-	cl.mu.Unlock()
-	if full {
-		n.log.Warn("manifest record queue full; dropping record", "bucket", rec.Bucket, "key", rec.Key)
-		return
-	}
-	wake(cl.wakeRec)
-}
-
-// Evicted tells the node a block left the store entirely (wire it to
-// blockstore.WithOnRemove): the node stops announcing it. It never blocks.
-func (n *Node) Evicted(c cid.Cid) { n.announce(c, false) }
-
-// Run does the node's background work until ctx ends: it first announces
-// every block the store holds (when the store can list them with an
-// AllKeys method, as *blockstore.Tiered can), then keeps announcements and
-// manifest records flowing as chunks land and leave. Without a cluster it
-// just waits. It returns nil when ctx ends.
-func (n *Node) Run(ctx context.Context) error {
-	cl := n.cl
-	if cl == nil {
-		<-ctx.Done()
-		return nil
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { n.publishLoop(ctx) })
-	n.announceStored(ctx)
-	for {
-		n.drainAnnounces(ctx)
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return nil
-		case <-cl.wakeAnn:
-		}
-	}
-}
-
-// keyLister is implemented by stores that can list their blocks.
-type keyLister interface {
-	AllKeys(ctx context.Context, fn func(cid.Cid) bool) error
-}
-
-// announceStored provides every block the store holds (after a restart the
-// DHT's provider records may have lapsed and the provider's keystore is
-// empty).
-func (n *Node) announceStored(ctx context.Context) {
-	kl, ok := n.store.(keyLister)
-	if !ok {
-		return
-	}
-	var count, failed int
-	err := kl.AllKeys(ctx, func(c cid.Cid) bool {
-		if err := n.cl.Router.Provide(ctx, c); err != nil {
-			failed++
-			n.m.providesFailed.Add(1)
-			return ctx.Err() == nil
-		}
-		count++
-		n.m.providesQueued.Add(1)
-		return true
-	})
-	if err != nil && ctx.Err() == nil {
-		n.log.Warn("listing stored blocks for announcement failed", "err", err)
-	}
-	n.log.Info("announced stored blocks", "blocks", count, "failed", failed)
-}
-
-// drainAnnounces hands every queued announcement to the router.
-func (n *Node) drainAnnounces(ctx context.Context) {
-	cl := n.cl
-	cl.mu.Lock()
-	batch := cl.pending
-	cl.pending = make(map[cid.Cid]bool, len(batch))
-	cl.mu.Unlock()
-	for c, provide := range batch {
-		if ctx.Err() != nil {
-			return
-		}
-		if !provide {
-			// WithOnRemove may report a block that was put again right
-			// after: keep announcing what the store still holds.
-			if has, err := n.store.Has(ctx, c); err == nil && has {
-				provide = true
-			}
-		}
-		var err error
-		if provide {
-			err = cl.Router.Provide(ctx, c)
-		} else {
-			err = cl.Router.StopProviding(ctx, c)
-		}
-		switch {
-		case err != nil && ctx.Err() == nil:
-			n.m.providesFailed.Add(1)
-			n.log.Debug("announcement failed", "cid", c, "provide", provide, "err", err)
-		case err == nil && provide:
-			n.m.providesQueued.Add(1)
-		}
-	}
-}
-
-// publishLoop publishes queued manifest records until ctx ends.
-func (n *Node) publishLoop(ctx context.Context) {
-	cl := n.cl
-	for {
-		cl.mu.Lock()
-		batch := cl.records
-		cl.records = nil
-		cl.mu.Unlock()
-		for _, rec := range batch {
-			if ctx.Err() != nil {
-				return
-			}
-			pctx, cancel := context.WithTimeout(ctx, recordTimeout)
-			err := cl.Router.PutManifestRecord(pctx, rec)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					n.log.Warn("publishing manifest record failed", "bucket", rec.Bucket, "key", rec.Key, "err", err)
-				}
-				continue
-			}
-			n.m.manifestsPublished.Add(1)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-cl.wakeRec:
-		}
-	}
+	return newPlacement(cl.self, cl.Members.Members(), cl.Transfer.Penalized)
 }
 
 // ClusterStatus is the cluster section of Status (zero without a cluster).
@@ -378,12 +160,3 @@ func (n *Node) clusterStatus() ClusterStatus {
 		MetaHome:           n.m.metaHome.Load(),
 	}
 }
-
-// errNoManifest: no usable manifest for a version was found in the cluster.
-var errNoManifest = errors.New("node: no manifest record in the cluster")
-
-// errManifestPending: a manifest lookup did not finish in the time the
-// caller could wait; it goes on in the background.
-var errManifestPending = errors.New("node: manifest lookup still running")
-
-func wrapLookup(what string, err error) error { return fmt.Errorf("node: %s: %w", what, err) }

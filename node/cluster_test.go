@@ -135,25 +135,6 @@ func (f *fakeTransfer) Meta(ctx context.Context, p peer.ID, key []byte) ([]byte,
 	return f.meta(p, key)
 }
 
-// listingStore is a memStore that can list its blocks (as the tiered
-// store can), so Run announces them.
-type listingStore struct{ *memStore }
-
-func (s listingStore) AllKeys(ctx context.Context, fn func(cid.Cid) bool) error {
-	s.mu.Lock()
-	keys := make([]cid.Cid, 0, len(s.blocks))
-	for c := range s.blocks {
-		keys = append(keys, c)
-	}
-	s.mu.Unlock()
-	for _, c := range keys {
-		if !fn(c) {
-			break
-		}
-	}
-	return ctx.Err()
-}
-
 func testPeers(n int) []peer.ID {
 	out := make([]peer.ID, n)
 	for i := range out {
@@ -187,7 +168,7 @@ func newClusterEnv(t *testing.T, others []peer.ID) *clusterEnv {
 	}
 	t.Cleanup(func() { cat.Close() })
 	e.cat = cat
-	e.n, err = New(Config{ChunkSize: cs}, listingStore{e.store}, e.org, cat,
+	e.n, err = New(Config{ChunkSize: cs}, e.store, e.org, cat,
 		WithCluster(Cluster{Router: e.router, Transfer: e.tr, Members: fixedMembers{self, others}}))
 	if err != nil {
 		t.Fatal(err)
@@ -234,15 +215,14 @@ func TestAnnounceAndEvict(t *testing.T) {
 		return err == nil && rec.Manifest.Equals(mc) && rec.ChunkSize == cs && rec.Size == int64(len(data))
 	})
 
-	// Evicted for a block the store no longer holds: stop announcing it.
-	e.store.remove(chunks[1])
-	e.n.Evicted(chunks[1])
+	// A block the store evicted: stop announcing it.
+	e.store.evict(chunks[1])
 	await(t, "evicted block withdrawn", func() bool { _, s := e.router.counts(chunks[1]); return s == 1 })
-	// Evicted for a block that is back in the store (a racing re-put): keep it.
-	e.n.Evicted(chunks[0])
-	e.n.Evicted(chunks[2])
-	e.store.remove(chunks[2])
-	e.n.Evicted(chunks[2])
+	// A removal reported for a block that is back in the store (a racing
+	// re-put): keep announcing it.
+	e.store.removals.Add(chunks[0])
+	e.store.removals.Add(chunks[2])
+	e.store.evict(chunks[2])
 	await(t, "second eviction handled", func() bool { _, s := e.router.counts(chunks[2]); return s == 1 })
 	if _, s := e.router.counts(chunks[0]); s != 0 {
 		t.Errorf("a block still stored was withdrawn")
@@ -275,7 +255,7 @@ func TestRunAnnouncesStoredBlocks(t *testing.T) {
 	}
 	defer cat.Close()
 	r := newRecordingRouter(self)
-	n, err := New(Config{ChunkSize: cs}, listingStore{store}, newFakeOrigin(), cat,
+	n, err := New(Config{ChunkSize: cs}, store, newFakeOrigin(), cat,
 		WithCluster(Cluster{Router: r, Transfer: &fakeTransfer{}, Members: fixedMembers{self: self}}))
 	if err != nil {
 		t.Fatal(err)
@@ -293,10 +273,11 @@ func TestRunAnnouncesStoredBlocks(t *testing.T) {
 	}
 }
 
-// TestRunWithoutCluster: Run just waits; Evicted is a no-op.
+// TestRunWithoutCluster: Run just waits; a removal from the store is
+// taken and ignored.
 func TestRunWithoutCluster(t *testing.T) {
 	e := newEnv(t, Config{})
-	e.n.Evicted(content.Sum(content.SHA256, []byte("x")))
+	e.store.removals.Add(content.Sum(content.SHA256, []byte("x")))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := e.n.Run(ctx); err != nil {
@@ -416,9 +397,9 @@ func TestHomeKnownCIDRejectsLiar(t *testing.T) {
 }
 
 // metaAsks is how many homes a metadata miss of bucket/key asks when every
-// one fails (those before this node, at most homeCandidates).
+// one fails (those before this node, at most DefaultHomeCandidates).
 func metaAsks(e *clusterEnv, bucket, key string) int {
-	order := rendezvous(metaSeed(bucket, key), e.self, e.others, homeCandidates)
+	order := rendezvous(metaSeed(bucket, key), e.self, e.others, DefaultHomeCandidates)
 	if i := slices.Index(order, e.self); i >= 0 {
 		return i
 	}
@@ -506,7 +487,7 @@ func chunkAsksAllFail(e *clusterEnv, bucket, key string, data []byte) int {
 	v := e.n.version(bucket, key, etagOf(data), int64(len(data)))
 	n := 0
 	for i := range v.NumChunks() {
-		order := chunkHomes(v, i, e.self, e.others, nil, homeCandidates)
+		order := chunkHomes(v, i, e.self, e.others, nil, DefaultHomeCandidates)
 		if j := slices.Index(order, e.self); j >= 0 {
 			n += j
 		} else {
@@ -645,7 +626,7 @@ func TestHomeSkipsPenalizedPeers(t *testing.T) {
 	}
 	// Chunk requests plus the one metadata miss (its homes all fail).
 	metaAsked := 0
-	for _, p := range rendezvous(metaSeed("b", "k"), e.self, healthy, homeCandidates) {
+	for _, p := range rendezvous(metaSeed("b", "k"), e.self, healthy, DefaultHomeCandidates) {
 		if p == e.self {
 			break
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/originfetch"
 )
 
 // Defaults for Config's zero values.
@@ -30,14 +31,57 @@ const (
 	DefaultListTTL = 2 * time.Second
 	// DefaultListCacheEntries bounds the listing cache.
 	DefaultListCacheEntries = 1024
-	// DefaultReadAhead: chunks fetched in parallel ahead of a reader (4 x 4
-	// MiB = 16 MiB per stream).
+	// DefaultReadAhead: chunks fetched in parallel ahead of a reader
+	// alone (4 x 4 MiB = 16 MiB per stream): enough to keep one origin
+	// connection's successor requests queued while the reader drains the
+	// current chunk.
 	DefaultReadAhead = 4
-	// DefaultMaxOriginFetches bounds concurrent origin chunk fetches node
-	// wide (each holds a chunk in memory).
-	DefaultMaxOriginFetches = 16
+	// DefaultClusterReadAhead is the default ReadAhead with a cluster:
+	// the chunks of one read fan out over many home nodes, so a lone cold
+	// reader gains from more chunks in flight, and when many nodes read
+	// one cold object at once every chunk of a window completes at about
+	// the same time (links share bandwidth fairly), so a window of two home
+	// rounds keeps a node's downlink busy while the next one lands (S4,
+	// N=8: 16 gave 14.8-15.3 s, 8 gave 17.1-17.5 s, 32 gave 16.5 s;
+	// 16 x 4 MiB = 64 MiB per stream).
+	DefaultClusterReadAhead = 16
 	// DefaultPinConcurrency: objects fetched at once by Pin/Prefetch.
 	DefaultPinConcurrency = 4
+
+	// DefaultOriginStreams: origin fetches of one version in flight
+	// cluster-wide (each node runs its share, lowest chunk index first). One
+	// origin link carries them all. With cut-through a home passes bytes on
+	// as they arrive, and TCP's unequal shares of one congested link
+	// matter: with one stream per home the home with the slowest stream
+	// held every reader back, with two the shares even out (S4, N=8, 5 runs
+	// each: 8 streams 1.29x S/B median [1.19..1.55], 16 streams 1.20x
+	// [1.18..1.45]).
+	DefaultOriginStreams = 16
+	// DefaultHomeCandidates: home nodes tried in order before the node
+	// reads the origin itself. Three keeps the origin at one read per chunk
+	// through one or two dead or failing homes (Gantry's designated puller
+	// bounds the origin at three pulls per digest the same way).
+	DefaultHomeCandidates = 3
+	// DefaultHomeReadAhead: own chunks a home fetches ahead of one it
+	// serves, for a version read in order, so the origin link stays busy
+	// while the readers' windows wait on the fan-out of the chunks they
+	// hold (S4: without it the origin link idled between windows).
+	DefaultHomeReadAhead = 2
+	// DefaultManifestWait: how long a chunk fetch that can go to a home
+	// node waits for its version's manifest lookup. On an idle LAN a
+	// lookup takes milliseconds; under a cold swarm read a miss took
+	// 10-700 ms (S4), time every chunk fetched meanwhile would stall.
+	DefaultManifestWait = 100 * time.Millisecond
+	// DefaultLookupTimeout bounds one DHT lookup (providers or a manifest
+	// record). On loopback or a LAN a lookup takes milliseconds, but one
+	// that queries a hung peer waits for kad-dht's fixed 10 s per-RPC
+	// timeout; in a private LAN cluster an answer not there after a few
+	// seconds will not come, and the lookup returns what it found by then.
+	DefaultLookupTimeout = 3 * time.Second
+	// DefaultProviders: providers asked for per chunk. transfer pulls from
+	// the K best (default 3) and needs spares for failover; more only
+	// lengthens the DHT lookup.
+	DefaultProviders = 8
 
 	minChunkSize = 64 << 10
 	maxChunkSize = maxManifestChunkSize
@@ -70,10 +114,86 @@ type Config struct {
 	// 16 with a cluster, whose home nodes serve a cold read's chunks in
 	// parallel).
 	ReadAhead int
-	// MaxOriginFetches bounds concurrent origin chunk fetches (default 16).
-	MaxOriginFetches int
 	// PinConcurrency: objects fetched at once by Pin and Prefetch (default 4).
 	PinConcurrency int
+	// Fetch tunes how chunks the node does not hold are fetched.
+	Fetch FetchPolicy
+}
+
+// FetchPolicy tunes how a node fetches chunks it does not hold. Zero
+// values take the defaults above (each says why it has its value;
+// docs/FETCH.md has the measurements).
+type FetchPolicy struct {
+	// Origin: node-wide origin fetch slots (default 16), the order gate's
+	// settle time (10 ms), the stall time after which a silent request is
+	// hedged or a silent response resumed (1 s), and resumes per chunk (3).
+	Origin originfetch.Policy
+	// OriginStreams: origin fetches of one version in flight cluster-wide;
+	// each of N nodes runs ceil(OriginStreams/N) (default 16).
+	OriginStreams int
+	// HomeCandidates: home nodes tried in order before the node reads the
+	// origin itself (default 3).
+	HomeCandidates int
+	// HomeReadAhead: own chunks a home fetches ahead of one it serves from
+	// a version read in order (default 2; negative: off).
+	HomeReadAhead int
+	// ManifestWait: how long a fetch that can go to a home waits for its
+	// version's manifest lookup (default 100 ms).
+	ManifestWait time.Duration
+	// LookupTimeout bounds one DHT lookup (default 3 s).
+	LookupTimeout time.Duration
+	// Providers: providers asked for per chunk (default 8).
+	Providers int
+}
+
+func (f FetchPolicy) withDefaults() FetchPolicy {
+	f.Origin = f.Origin.WithDefaults()
+	if f.OriginStreams == 0 {
+		f.OriginStreams = DefaultOriginStreams
+	}
+	if f.HomeCandidates == 0 {
+		f.HomeCandidates = DefaultHomeCandidates
+	}
+	if f.HomeReadAhead == 0 {
+		f.HomeReadAhead = DefaultHomeReadAhead
+	}
+	if f.ManifestWait == 0 {
+		f.ManifestWait = DefaultManifestWait
+	}
+	if f.LookupTimeout == 0 {
+		f.LookupTimeout = DefaultLookupTimeout
+	}
+	if f.Providers == 0 {
+		f.Providers = DefaultProviders
+	}
+	return f
+}
+
+func (f FetchPolicy) validate() []error {
+	f = f.withDefaults()
+	var errs []error
+	if err := f.Origin.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if f.OriginStreams < 1 || f.OriginStreams > 4096 {
+		errs = append(errs, fmt.Errorf("origin streams per version %d outside [1, 4096]", f.OriginStreams))
+	}
+	if f.HomeCandidates < 1 || f.HomeCandidates > 16 {
+		errs = append(errs, fmt.Errorf("home candidates %d outside [1, 16]", f.HomeCandidates))
+	}
+	if f.HomeReadAhead > 64 {
+		errs = append(errs, fmt.Errorf("home read-ahead %d above 64", f.HomeReadAhead))
+	}
+	if f.ManifestWait < 0 || f.ManifestWait > time.Minute {
+		errs = append(errs, fmt.Errorf("manifest wait %v outside [0, 1m]", f.ManifestWait))
+	}
+	if f.LookupTimeout < 10*time.Millisecond || f.LookupTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("lookup timeout %v outside [10ms, 5m]", f.LookupTimeout))
+	}
+	if f.Providers < 1 || f.Providers > 100 {
+		errs = append(errs, fmt.Errorf("providers per chunk %d outside [1, 100]", f.Providers))
+	}
+	return errs
 }
 
 func (c Config) withDefaults() Config {
@@ -98,12 +218,10 @@ func (c Config) withDefaults() Config {
 	if c.ReadAhead == 0 {
 		c.ReadAhead = DefaultReadAhead
 	}
-	if c.MaxOriginFetches == 0 {
-		c.MaxOriginFetches = DefaultMaxOriginFetches
-	}
 	if c.PinConcurrency == 0 {
 		c.PinConcurrency = DefaultPinConcurrency
 	}
+	c.Fetch = c.Fetch.withDefaults()
 	return c
 }
 
@@ -131,12 +249,10 @@ func (c Config) Validate() error {
 	if c.ReadAhead < 1 || c.ReadAhead > 256 {
 		errs = append(errs, fmt.Errorf("read-ahead %d outside [1, 256]", c.ReadAhead))
 	}
-	if c.MaxOriginFetches < 1 {
-		errs = append(errs, fmt.Errorf("max origin fetches %d < 1", c.MaxOriginFetches))
-	}
 	if c.PinConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("pin concurrency %d < 1", c.PinConcurrency))
 	}
+	errs = append(errs, c.Fetch.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: config: %w", err)
 	}
@@ -155,7 +271,6 @@ type options struct {
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	now     func() time.Time
-	peers   ChunkSource
 	cluster *Cluster
 }
 
@@ -167,7 +282,3 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 
 // WithClock sets the clock used for TTLs (default time.Now).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithPeers adds a chunk source consulted after the local store and before
-// the origin (the P2P layer). It is only asked for chunks whose CID is known.
-func WithPeers(s ChunkSource) Option { return func(o *options) { o.peers = s } }

@@ -239,65 +239,6 @@ func (s *swarm) memberIndex(m *member) int {
 	return -1
 }
 
-// Readers following an origin read get every byte in order and then the
-// outcome, while the writer goes on; the registry forgets the read when it
-// ends.
-func TestArrivalReaders(t *testing.T) {
-	for _, fail := range []bool{false, true} {
-		data := randBytes(1<<20, 3)
-		r := newArrivals()
-		a := r.start("k", content.SHA256, int64(len(data)))
-		if got, _ := r.lookup("k"); got != a {
-			t.Fatal("read in progress not registered")
-		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for range 4 {
-			wg.Go(func() {
-				var got []byte
-				for {
-					b, err := a.next(t.Context(), int64(len(got)))
-					if err != nil {
-						if err == io.EOF && !bytes.Equal(got, data) {
-							err = errors.New("EOF after wrong bytes")
-						}
-						errs <- err
-						return
-					}
-					got = append(got, b...)
-				}
-			})
-		}
-		n := len(data)
-		if fail {
-			n /= 2
-		}
-		for off := 0; off < n; off += 10000 {
-			if _, err := a.Write(data[off:min(off+10000, n)]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var endErr error
-		if fail {
-			endErr = errors.New("origin reset")
-		}
-		blk, err := r.end("k", a, endErr)
-		wg.Wait()
-		close(errs)
-		for e := range errs {
-			if fail && e != endErr || !fail && e != io.EOF {
-				t.Errorf("fail=%v: reader ended with %v", fail, e)
-			}
-		}
-		if !fail && (err != nil || !blk.CID().Equals(content.Sum(content.SHA256, data))) {
-			t.Errorf("finished block: %v %s", err, blk.CID())
-		}
-		if got, changed := r.lookup("k"); got != nil || changed == nil {
-			t.Error("ended read still registered")
-		}
-	}
-}
-
 // Origin bytes that hash to another CID than the one recorded for the chunk
 // under the same ETag (an origin not behaving like S3) are never served.
 func TestOriginBytesMustMatchRecordedCID(t *testing.T) {

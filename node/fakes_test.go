@@ -24,13 +24,51 @@ import (
 // memStore is an in-memory BlockStore that verifies on Put and Get (like the
 // real stores: a corrupt block is dropped and reported as not found).
 type memStore struct {
-	mu     sync.Mutex
-	blocks map[cid.Cid][]byte
-	pins   map[cid.Cid]bool
+	mu       sync.Mutex
+	blocks   map[cid.Cid][]byte
+	pins     map[cid.Cid]bool
+	removals *blockstore.Removals
 }
 
 func newMemStore() *memStore {
-	return &memStore{blocks: map[cid.Cid][]byte{}, pins: map[cid.Cid]bool{}}
+	return &memStore{blocks: map[cid.Cid][]byte{}, pins: map[cid.Cid]bool{}, removals: blockstore.NewRemovals()}
+}
+
+var _ BlockStore = (*memStore)(nil)
+
+func (s *memStore) Borrow(ctx context.Context, c cid.Cid) ([]byte, func(), error) {
+	b, err := s.Get(ctx, c)
+	return b, func() {}, err
+}
+
+func (s *memStore) PutBlock(ctx context.Context, b content.Block) error {
+	return s.Put(ctx, b.CID(), b.Data())
+}
+
+func (s *memStore) AllKeys(ctx context.Context, fn func(cid.Cid) bool) error {
+	s.mu.Lock()
+	keys := make([]cid.Cid, 0, len(s.blocks))
+	for c := range s.blocks {
+		keys = append(keys, c)
+	}
+	s.mu.Unlock()
+	for _, c := range keys {
+		if !fn(c) {
+			break
+		}
+	}
+	return ctx.Err()
+}
+
+func (s *memStore) Removals() *blockstore.Removals { return s.removals }
+
+func (s *memStore) TierStats() (memory, disk blockstore.Stats) { return s.Stats(), blockstore.Stats{} }
+
+// evict removes c and reports it on the removals feed, as a store's
+// eviction does.
+func (s *memStore) evict(c cid.Cid) {
+	s.remove(c)
+	s.removals.Add(c)
 }
 
 func (s *memStore) Get(_ context.Context, c cid.Cid) ([]byte, error) {

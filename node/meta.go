@@ -48,8 +48,7 @@ func (n *Node) head(ctx context.Context, bucket, key string) (catalog.Object, er
 
 // headAt is head; asHome marks a request received as the key's home node
 // (PeerHandler.Meta), which asks the origin itself rather than another
-// home. As for chunks (see chunkAt), requests that will not forward share
-// one flight per key.
+// home.
 func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (catalog.Object, error) {
 	if bucket == "" {
 		return catalog.Object{}, fmt.Errorf("empty bucket: %w", origin.ErrInvalidArgument)
@@ -68,9 +67,11 @@ func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (cat
 		n.log.Warn("catalog read failed; asking origin", "bucket", bucket, "key", key, "err", err)
 	}
 	n.m.metaMisses.Add(1)
+	// As for chunks (see chunkFlightKey), requests that will not forward
+	// share one flight per key, and those that may forward another.
 	fk, forward := k, n.cl != nil
-	if n.cl != nil && (asHome || n.isHome(metaSeed(bucket, key))) {
-		fk, forward = homeFlight+k, false
+	if n.cl != nil && (asHome || n.placement().metaHomeOf(bucket, key)) {
+		fk, forward = k+"\x00h", false
 	}
 	o, shared, err := n.heads.Do(ctx, fk, func(ctx context.Context) (catalog.Object, error) {
 		return n.revalidate(ctx, bucket, key, forward)

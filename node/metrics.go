@@ -6,29 +6,29 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-cache/shoal/node/originfetch"
 )
 
 // metrics are atomic counters, exported to Prometheus as CounterFuncs so
 // Status and the metrics endpoint read the same numbers.
 type metrics struct {
-	local, peer, origin atomic.Int64 // chunks served, by source
-	home                atomic.Int64 // chunks served by a home node
-	metaHome            atomic.Int64 // metadata answered by a home node
-	manifestsFound      atomic.Int64 // manifests learnt from DHT records
-	manifestsPublished  atomic.Int64 // manifest records published
-	providesQueued      atomic.Int64 // CIDs handed to the router to announce
-	providesFailed      atomic.Int64 // announcements refused or dropped
-	originBytes         atomic.Int64
-	originResumes       atomic.Int64 // stalled origin responses asked again
-	originHedges        atomic.Int64 // origin requests sent twice (slow answer)
-	heads               atomic.Int64
-	shared              atomic.Int64
-	stale               atomic.Int64
-	metaHits            atomic.Int64
-	metaMisses          atomic.Int64
+	local, peer        atomic.Int64 // chunks served, by source (origin: the fetcher's)
+	home               atomic.Int64 // chunks served by a home node
+	metaHome           atomic.Int64 // metadata answered by a home node
+	manifestsFound     atomic.Int64 // manifests learnt from DHT records
+	manifestsPublished atomic.Int64 // manifest records published
+	providesQueued     atomic.Int64 // CIDs handed to the router to announce
+	providesFailed     atomic.Int64 // announcements refused or dropped
+	tasksDropped       atomic.Int64 // background tasks dropped: queue full or not running
+	heads              atomic.Int64
+	shared             atomic.Int64
+	stale              atomic.Int64
+	metaHits           atomic.Int64
+	metaMisses         atomic.Int64
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, oc *originfetch.Counters) (*metrics, error) {
 	m := &metrics{}
 	if reg == nil {
 		return m, nil
@@ -42,16 +42,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	cs := []prometheus.Collector{
 		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "local"}, &m.local),
 		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "peer"}, &m.peer),
-		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "origin"}, &m.origin),
+		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "origin"}, &oc.Chunks),
 		counter("chunks_total", chunkHelp, prometheus.Labels{"source": "home"}, &m.home),
 		counter("home_metadata_total", "Metadata lookups answered by the key's home node instead of the origin.", nil, &m.metaHome),
 		counter("manifest_records_total", "Manifest records, by what happened to them.", prometheus.Labels{"result": "found"}, &m.manifestsFound),
 		counter("manifest_records_total", "Manifest records, by what happened to them.", prometheus.Labels{"result": "published"}, &m.manifestsPublished),
 		counter("provides_total", "Block announcements, by result.", prometheus.Labels{"result": "queued"}, &m.providesQueued),
 		counter("provides_total", "Block announcements, by result.", prometheus.Labels{"result": "failed"}, &m.providesFailed),
-		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &m.originBytes),
-		counter("origin_hedges_total", "Origin range requests sent a second time because the first had no answer within the stall time.", nil, &m.originHedges),
-		counter("origin_resumes_total", "Origin responses that stalled mid-chunk and were asked again for the missing bytes.", nil, &m.originResumes),
+		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &oc.Bytes),
+		counter("origin_hedges_total", "Origin range requests sent a second time because the first had no answer within the stall time.", nil, &oc.Hedges),
+		counter("origin_resumes_total", "Origin responses that stalled mid-chunk and were asked again for the missing bytes.", nil, &oc.Resumes),
+		counter("background_tasks_dropped_total", "Background tasks (home read-ahead, manifest lookups) dropped because the queue was full or Run was not running.", nil, &m.tasksDropped),
 		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),
 		counter("shared_fetches_total", "Chunk or metadata fetches joined by a reader that did not start them (singleflight).", nil, &m.shared),
 		counter("stale_served_total", "Stale metadata served because the origin could not be reached.", nil, &m.stale),

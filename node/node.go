@@ -15,19 +15,37 @@ import (
 	"github.com/shoal-cache/shoal/blockstore"
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/originfetch"
 	"github.com/shoal-cache/shoal/origin"
 )
 
 // BlockStore is the chunk storage the node needs (*blockstore.Tiered in
-// production). Get returns read-only bytes; Put verifies the CID.
+// production; blockstore/storetest checks every method). Get and Borrow
+// return read-only bytes verified against their CID (a corrupt block is
+// dropped and reported as not found); Put verifies the CID; PutBlock takes
+// bytes already proven to match it (a content.Block) without hashing them
+// again.
 type BlockStore interface {
 	Get(ctx context.Context, c cid.Cid) ([]byte, error)
+	// Borrow is Get for a reader that gives the buffer back with release
+	// (never nil) when done: a disk hit then costs no allocation.
+	Borrow(ctx context.Context, c cid.Cid) (data []byte, release func(), err error)
 	Has(ctx context.Context, c cid.Cid) (bool, error)
 	Put(ctx context.Context, c cid.Cid, data []byte) error
+	PutBlock(ctx context.Context, b content.Block) error
 	Pin(ctx context.Context, c cid.Cid) error
 	Unpin(ctx context.Context, c cid.Cid) error
+	// AllKeys calls fn for every block held, until fn returns false.
+	AllKeys(ctx context.Context, fn func(cid.Cid) bool) error
+	// Removals is the feed of blocks that left the store entirely.
+	Removals() *blockstore.Removals
 	Stats() blockstore.Stats
+	// TierStats splits Stats by tier.
+	TierStats() (memory, disk blockstore.Stats)
 }
+
+var _ BlockStore = (*blockstore.Tiered)(nil)
 
 // Origin is the system of record (origin.S3 or origin.Dir). Errors wrap
 // package origin's sentinels.
@@ -58,8 +76,7 @@ type Node struct {
 	store BlockStore
 	org   Origin
 	cat   *catalog.Catalog
-	peers ChunkSource // nil: none
-	cl    *cluster    // nil: not in a cluster
+	cl    *cluster // nil: not in a cluster
 	log   *slog.Logger
 	now   func() time.Time
 	m     *metrics
@@ -67,17 +84,16 @@ type Node struct {
 	// base is the parent of every shared (detached) fetch; Close cancels it.
 	base   context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // shared fetch goroutines
+	wg     sync.WaitGroup // the flights' goroutines
 
-	originSem chan struct{} // bounds concurrent origin chunk fetches
-	// originStall is how long an origin response may deliver nothing
-	// before the rest is asked again (originStall; tests shorten it).
-	originStall time.Duration
-	arrivals    *arrivals // origin reads in progress, for cut-through
+	origin *originfetch.Fetcher // every origin chunk read
+	bg     *tasks               // background work, run by Run
 
-	chunks *flight[[]byte]            // key: version id + index
-	heads  *flight[catalog.Object]    // key: bucket/key
-	lists  *flight[origin.ListResult] // key: list params
+	// chunks: one flight per chunk and role (see chunkFlightKey); a fetch
+	// publishes the origin read it writes into, for cut-through.
+	chunks *flight[chunkData, *originfetch.Arrival]
+	heads  *flight[catalog.Object, struct{}]    // key: bucket/key (and role)
+	lists  *flight[origin.ListResult, struct{}] // key: list params
 
 	neg   *ttlCache[struct{}]          // bucket/key -> NoSuchKey
 	listc *ttlCache[origin.ListResult] // list params -> page
@@ -95,7 +111,8 @@ type Node struct {
 type pattern struct{ bucket, prefix string }
 
 // New builds a node over the given store, origin and catalog. The node does
-// not own them: the caller closes them after Close.
+// not own them: the caller closes them after Close. Run does the node's
+// background work; Close ends what is left.
 func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -108,40 +125,43 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 		opt(&o)
 	}
 	if o.cluster != nil && cfg.ReadAhead == 0 {
-		cfg.ReadAhead = clusterReadAhead
+		cfg.ReadAhead = DefaultClusterReadAhead
 	}
 	cfg = cfg.withDefaults()
-	m, err := newMetrics(o.reg)
+	log := o.log.With("component", "node")
+	fetcher, err := originfetch.New(org, cfg.Fetch.Origin, log)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	m, err := newMetrics(o.reg, fetcher.Counters())
 	if err != nil {
 		return nil, err
 	}
 	base, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:         cfg,
-		store:       store,
-		org:         org,
-		cat:         cat,
-		peers:       o.peers,
-		log:         o.log.With("component", "node"),
-		now:         o.now,
-		m:           m,
-		base:        base,
-		cancel:      cancel,
-		originSem:   make(chan struct{}, cfg.MaxOriginFetches),
-		originStall: originStall,
-		arrivals:    newArrivals(),
+		cfg:    cfg,
+		store:  store,
+		org:    org,
+		cat:    cat,
+		log:    log,
+		now:    o.now,
+		m:      m,
+		base:   base,
+		cancel: cancel,
+		origin: fetcher,
+		bg:     newTasks(backgroundQueue),
 	}
 	if o.cluster != nil {
-		cl, err := newCluster(*o.cluster, n)
+		cl, err := newCluster(*o.cluster, n.now)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
 		n.cl = cl
 	}
-	n.chunks = newFlight[[]byte](base, &n.wg)
-	n.heads = newFlight[catalog.Object](base, &n.wg)
-	n.lists = newFlight[origin.ListResult](base, &n.wg)
+	n.chunks = newFlight[chunkData, *originfetch.Arrival](base, &n.wg)
+	n.heads = newFlight[catalog.Object, struct{}](base, &n.wg)
+	n.lists = newFlight[origin.ListResult, struct{}](base, &n.wg)
 	n.neg = newTTLCache[struct{}](cfg.NegativeTTL, cfg.ListCacheEntries, n.now)
 	n.listc = newTTLCache[origin.ListResult](cfg.ListTTL, cfg.ListCacheEntries, n.now)
 	n.bktc = newTTLCache[[]origin.Bucket](cfg.ListTTL, 1, n.now)
@@ -153,11 +173,32 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 	return n, nil
 }
 
+// Run does the node's background work until ctx ends, on goroutines it
+// owns and waits for: a bounded pool of workers for queued tasks (home
+// read-ahead, manifest lookups), the stream of removals from the store
+// and, in a cluster, announcements (every stored block first, then each
+// as it lands or leaves) and manifest record publication. It returns nil
+// when ctx ends; tasks still queued are then dropped.
+func (n *Node) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { n.bg.run(ctx, backgroundWorkers) })
+	wg.Go(func() { n.removalsLoop(ctx) })
+	if n.cl != nil {
+		wg.Go(func() { n.publishLoop(ctx) })
+		wg.Go(func() { n.announceLoop(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
 // Close cancels shared fetches and waits for them. Readers still open get
-// errors. It does not close the store, origin or catalog.
+// errors. Call it after Run has returned; it does not close the store,
+// origin or catalog.
 func (n *Node) Close() error {
 	n.cancel()
+	n.bg.stop()
 	n.wg.Wait()
+	n.origin.Close()
 	return nil
 }
 
@@ -224,9 +265,7 @@ type Status struct {
 	Pins      int64 // pinned prefixes
 
 	Store blockstore.Stats // the block store's own counters
-	// Memory and Disk are per-tier figures when the store reports them
-	// (a TierStats() (memory, disk blockstore.Stats) method, as
-	// *blockstore.Tiered has); zero otherwise.
+	// Memory and Disk are the per-tier figures.
 	Memory, Disk blockstore.Stats
 
 	ChunkHits      int64 // chunks served from the local store
@@ -250,12 +289,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		return Status{}, fmt.Errorf("node: status: %w", err)
 	}
 	m := n.m
-	var mem, disk blockstore.Stats
-	if ts, ok := n.store.(interface {
-		TierStats() (memory, disk blockstore.Stats)
-	}); ok {
-		mem, disk = ts.TierStats()
-	}
+	mem, disk := n.store.TierStats()
 	return Status{
 		Memory: mem, Disk: disk,
 		Objects: c.Objects, Chunks: c.Chunks, Manifests: c.Manifests, Pins: c.Pins,
@@ -263,8 +297,8 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		ChunkHits:      m.local.Load(),
 		ChunkPeer:      m.peer.Load(),
 		ChunkHome:      m.home.Load(),
-		ChunkOrigin:    m.origin.Load(),
-		OriginBytes:    m.originBytes.Load(),
+		ChunkOrigin:    n.origin.Counters().Chunks.Load(),
+		OriginBytes:    n.origin.Counters().Bytes.Load(),
 		OriginHeads:    m.heads.Load(),
 		SharedFetches:  m.shared.Load(),
 		StaleServed:    m.stale.Load(),

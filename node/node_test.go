@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/originfetch"
 )
 
 func TestMain(m *testing.M) {
@@ -227,7 +228,9 @@ func (n *Node) waiters(key string) int {
 }
 
 func TestOneOriginFetchPerChunkUnderConcurrentReaders(t *testing.T) {
-	e := newEnv(t, Config{ReadAhead: 4})
+	// The gate below holds the origin's answer as long as the readers take
+	// to line up; a hedged second request is not what this test counts.
+	e := newEnv(t, Config{ReadAhead: 4, Fetch: noHedge})
 	data := randBytes(5*cs-7, 3)
 	e.org.set("b", "k", data)
 	info, err := e.n.HeadObject(t.Context(), "b", "k")
@@ -238,9 +241,6 @@ func TestOneOriginFetchPerChunkUnderConcurrentReaders(t *testing.T) {
 	e.org.mu.Lock()
 	e.org.gate = gate
 	e.org.mu.Unlock()
-	// The gate holds the origin's answer as long as the readers take to
-	// line up; a hedged second request is not what this test counts.
-	e.n.originStall = time.Hour
 
 	const readers = 32
 	var wg sync.WaitGroup
@@ -265,7 +265,7 @@ func TestOneOriginFetchPerChunkUnderConcurrentReaders(t *testing.T) {
 	}
 	// All 32 readers wait on the one shared fetch of chunk 0.
 	v := e.n.version("b", "k", info.ETag, info.Size)
-	waitFor(t, func() bool { return e.n.waiters(flightKey(v, 0)) == readers })
+	waitFor(t, func() bool { return e.n.waiters(homeFlightKey(v, 0)) == readers })
 	close(gate)
 	wg.Wait()
 	close(errs)
@@ -287,7 +287,7 @@ func TestOneOriginFetchPerChunkUnderConcurrentReaders(t *testing.T) {
 }
 
 func TestSharedFetchSurvivesOneReaderLeaving(t *testing.T) {
-	e := newEnv(t, Config{ReadAhead: 1})
+	e := newEnv(t, Config{ReadAhead: 1, Fetch: noHedge}) // the gate holds the answer
 	data := randBytes(cs/2, 4)
 	e.org.set("b", "k", data)
 	info, err := e.n.HeadObject(t.Context(), "b", "k")
@@ -298,7 +298,6 @@ func TestSharedFetchSurvivesOneReaderLeaving(t *testing.T) {
 	e.org.mu.Lock()
 	e.org.gate = gate
 	e.org.mu.Unlock()
-	e.n.originStall = time.Hour // the gate holds the answer; no hedge
 	v := e.n.version("b", "k", info.ETag, info.Size)
 
 	ctxA, cancelA := context.WithCancel(t.Context())
@@ -307,7 +306,7 @@ func TestSharedFetchSurvivesOneReaderLeaving(t *testing.T) {
 		_, err := e.n.GetObject(ctxA, info, 0, info.Size)
 		errA <- err
 	}()
-	waitFor(t, func() bool { return e.n.waiters(flightKey(v, 0)) == 1 })
+	waitFor(t, func() bool { return e.n.waiters(homeFlightKey(v, 0)) == 1 })
 	resB := make(chan []byte, 1)
 	go func() {
 		got, err := get(t.Context(), e.n, "b", "k", 0, -1)
@@ -316,7 +315,7 @@ func TestSharedFetchSurvivesOneReaderLeaving(t *testing.T) {
 		}
 		resB <- got
 	}()
-	waitFor(t, func() bool { return e.n.waiters(flightKey(v, 0)) == 2 })
+	waitFor(t, func() bool { return e.n.waiters(homeFlightKey(v, 0)) == 2 })
 	cancelA()
 	if err := <-errA; !errors.Is(err, context.Canceled) {
 		t.Fatalf("reader A: got %v, want context.Canceled", err)
@@ -734,7 +733,13 @@ func TestConfigValidate(t *testing.T) {
 		{Hash: "md5"},
 		{MetadataTTL: -1},
 		{ReadAhead: -1},
-		{MaxOriginFetches: -3},
+		{Fetch: FetchPolicy{Origin: originfetch.Policy{Slots: -3}}},
+		{Fetch: FetchPolicy{Origin: originfetch.Policy{Stall: time.Millisecond}}},
+		{Fetch: FetchPolicy{OriginStreams: -1}},
+		{Fetch: FetchPolicy{HomeCandidates: 100}},
+		{Fetch: FetchPolicy{ManifestWait: -time.Second}},
+		{Fetch: FetchPolicy{LookupTimeout: time.Nanosecond}},
+		{Fetch: FetchPolicy{Providers: -2}},
 		{Immutable: []string{"/"}},
 		{ListCacheEntries: -1},
 	} {

@@ -116,15 +116,12 @@ func (n *Node) warmObject(ctx context.Context, bucket, key string, pin bool) (ch
 	}
 	v := n.version(o.Bucket, o.Key, o.ETag, o.Size)
 	for i := range v.NumChunks() {
-		if _, err := n.chunk(ctx, v, i); err != nil {
+		d, _, err := n.readChunk(ctx, v, i, access{ahead: true})
+		if err != nil {
 			return 0, 0, mapErr(fmt.Sprintf("chunk %d", i), err)
 		}
 		if pin {
-			c, err := n.cat.Chunk(ctx, v, i)
-			if err != nil {
-				return 0, 0, fmt.Errorf("chunk %d: %w", i, err)
-			}
-			if err := n.store.Pin(ctx, c); err != nil {
+			if err := n.store.Pin(ctx, d.cid); err != nil {
 				return 0, 0, mapErr(fmt.Sprintf("pin chunk %d", i), err)
 			}
 		}

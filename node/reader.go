@@ -38,7 +38,7 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 		// One chunk (every small object): fetch it here, without a
 		// goroutine, its hand-over or a context of its own to cancel.
 		p := &pendingChunk{i: r.next, done: make(chan struct{})}
-		p.data, p.release, p.err = n.readChunk(ctx, v, p.i)
+		p.data, p.release, p.err = n.readerChunk(ctx, v, p.i)
 		close(p.done)
 		r.next++
 		r.pending = append(r.pending, p)
@@ -51,6 +51,13 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 		return nil, mapErr(fmt.Sprintf("get %s/%s", info.Bucket, info.Key), err)
 	}
 	return r, nil
+}
+
+// readerChunk is chunk i of v for a reader, borrowed from the store on a
+// hit (release, never nil, gives it back).
+func (n *Node) readerChunk(ctx context.Context, v catalog.Version, i int64) ([]byte, func(), error) {
+	d, release, err := n.readChunk(ctx, v, i, access{borrow: true, ahead: true})
+	return d.data, release, err
 }
 
 // chunkReader streams chunks in order with a bounded read-ahead window.
@@ -104,7 +111,7 @@ func (r *chunkReader) fill() {
 		go func() {
 			defer r.wg.Done()
 			defer close(p.done)
-			p.data, p.release, p.err = r.n.readChunk(r.ctx, r.v, p.i)
+			p.data, p.release, p.err = r.n.readerChunk(r.ctx, r.v, p.i)
 		}()
 	}
 }

@@ -81,6 +81,9 @@ func newSwarmOrigins(t *testing.T, size int, cfg Config, wrap wrapHandler, origi
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = cs
 	}
+	if cfg.Fetch.Origin.Stall == 0 {
+		cfg.Fetch.Origin.Stall = noHedge.Origin.Stall
+	}
 	s := &swarm{org: newFakeOrigin(), cfg: cfg, wrap: wrap, originOf: originOf}
 	for range size {
 		s.members = append(s.members, s.start(t, len(s.members)))
@@ -158,8 +161,7 @@ func (s *swarm) start(t *testing.T, i int) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A real tiered store whose removals reach the node (as cmd/shoal wires it).
-	var self atomic.Pointer[Node]
+	// A real tiered store, whose removals the node takes (as in cmd/shoal).
 	mem, err := blockstore.NewMemory(blockstore.MemoryConfig{BudgetBytes: 4 * cs})
 	if err != nil {
 		t.Fatal(err)
@@ -168,11 +170,7 @@ func (s *swarm) start(t *testing.T, i int) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := blockstore.NewTiered(mem, disk, blockstore.TieredConfig{}, blockstore.WithOnRemove(func(c cid.Cid) {
-		if n := self.Load(); n != nil {
-			n.Evicted(c)
-		}
-	}))
+	store, err := blockstore.NewTiered(mem, disk, blockstore.TieredConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,11 +184,6 @@ func (s *swarm) start(t *testing.T, i int) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Test origins hold answers on purpose (stepped bodies, gates) for
-	// as long as a test takes to look; hedges and resumes have tests of
-	// their own and must not add origin reads to the counts checked here.
-	m.n.originStall = time.Hour
-	self.Store(m.n)
 	var handler transfer.Handler = m.n.PeerHandler()
 	if s.wrap != nil {
 		handler = s.wrap(i, handler)

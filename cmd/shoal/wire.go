@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
-
-	"github.com/ipfs/go-cid"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -124,16 +121,8 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		mem.Close()
 		return nil, fmt.Errorf("disk tier: %w", err)
 	}
-	// The node is built after the store but must hear of every block that
-	// leaves it (to stop announcing it): bind the hook late.
-	var evicted atomic.Pointer[node.Node]
 	store, err := blockstore.NewTiered(mem, disk, blockstore.TieredConfig{},
-		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg),
-		blockstore.WithOnRemove(func(c cid.Cid) {
-			if n := evicted.Load(); n != nil {
-				n.Evicted(c)
-			}
-		}))
+		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg))
 	if err != nil {
 		mem.Close()
 		disk.Close()
@@ -170,7 +159,6 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		return nil, err
 	}
 	closers = append(closers, n.Close)
-	evicted.Store(n)
 
 	// Index maintenance of the disk tier; the tiered writer runs until Close.
 	runners := []runner{{"disk tier", disk.Run}}

@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,14 +111,8 @@ func newMember(ctx context.Context, cfg memberConfig, org node.Origin, log *slog
 		mem.Close()
 		return nil, fmt.Errorf("disk tier: %w", err)
 	}
-	var self atomic.Pointer[node.Node]
 	m.store, err = blockstore.NewTiered(mem, disk, blockstore.TieredConfig{},
-		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg),
-		blockstore.WithOnRemove(func(c cid.Cid) {
-			if n := self.Load(); n != nil {
-				n.Evicted(c)
-			}
-		}))
+		blockstore.WithTieredLogger(log), blockstore.WithTieredRegisterer(reg))
 	if err != nil {
 		mem.Close()
 		disk.Close()
@@ -139,7 +131,6 @@ func newMember(ctx context.Context, cfg memberConfig, org node.Origin, log *slog
 		return nil, err
 	}
 	closers = append(closers, m.node.Close)
-	self.Store(m.node)
 	srv, err := transfer.NewServer(m.host, m.node.PeerHandler(), transfer.ServerConfig{UploadBytesPerSec: cfg.UploadLimit},
 		transfer.WithLogger(log), transfer.WithRegisterer(reg))
 	if err != nil {

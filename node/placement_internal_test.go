@@ -233,7 +233,7 @@ func FuzzMetaAnswer(f *testing.F) {
 }
 
 // TestHomeReadAhead: a home that serves one of its chunks of a version read
-// in order also fetches its next homeAheadDepth own chunks from the origin,
+// in order also fetches its next DefaultHomeReadAhead own chunks from the origin,
 // once; a request in the middle of an object (the previous own chunk not
 // held) starts nothing.
 func TestHomeReadAhead(t *testing.T) {

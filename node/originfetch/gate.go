@@ -1,4 +1,4 @@
-package node
+package originfetch
 
 import (
 	"context"
@@ -42,11 +42,6 @@ type gateWaiter struct {
 	index   int64
 	granted chan struct{} // closed when admitted
 }
-
-// gateSettle is how long a new version's gate collects arrivals: longer
-// than the spread of one reader's or one peer's simultaneous requests,
-// short against an origin fetch.
-const gateSettle = 10 * time.Millisecond
 
 func newOrderGate(settle time.Duration) *orderGate {
 	return &orderGate{settle: settle, versions: make(map[string]*versionGate)}

@@ -1,0 +1,305 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/originfetch"
+	"github.com/shoal-cache/shoal/origin"
+)
+
+// The journey of a chunk. Every read of a chunk, by the node's own readers
+// (GetObject, Pin, Prefetch), by a peer that asks this node as the
+// chunk's home (PeerHandler), or by home read-ahead, goes through chunk
+// and fetch below:
+//
+//  1. the chunk index (catalog) gives the chunk's CID, if this node has
+//     seen the chunk;
+//  2. the block store serves it if it holds it (a memory or disk hit);
+//  3. otherwise the caller joins the chunk's flight, one per chunk and
+//     role on this node: concurrent readers of a chunk share one fetch,
+//     which goes on until the last of them has left. The role comes from
+//     one placement snapshot (placement.go): this node is the chunk's home
+//     (it was asked as the home, or comes first in the order), or it
+//     forwards (asks the homes first);
+//  4. inside the flight, fetch tries the sources in order: the store again
+//     (a flight that ended a moment ago may have landed it), the CID's
+//     providers (sources.go; when the CID is unknown, the version's
+//     manifest record may name it, manifests.go), the chunk's homes in
+//     placement order up to this node's own place (forwarding only), and
+//     the origin (origin.go) — read only by a home flight: a forwarding
+//     flight that reaches its own place joins the chunk's home flight, so
+//     one node reads a chunk from the origin at most once however it was
+//     asked;
+//  5. what arrived is kept: stored, announced, and its CID recorded
+//     (land); a completed version gets its manifest.
+//
+// Bytes are verified once per node, where they enter it: the store checks
+// what it reads back, transfer what it receives from a peer, the origin
+// fetcher hashes what it reads (a content.Block proves the match, so the
+// store does not hash again).
+
+// chunkReq names one chunk of one version and what is known of it.
+type chunkReq struct {
+	v        catalog.Version
+	i        int64
+	off, len int64   // where the chunk lies in the object
+	cid      cid.Cid // cid.Undef until known
+}
+
+func (n *Node) request(v catalog.Version, i int64) chunkReq {
+	off := i * v.ChunkSize
+	return chunkReq{v: v, i: i, off: off, len: min(v.ChunkSize, v.Size-off), cid: cid.Undef}
+}
+
+// chunkData is a chunk's bytes (read-only) and the CID they match.
+type chunkData struct {
+	cid  cid.Cid
+	data []byte
+}
+
+// chunkTicket is a hold on a chunk's flight.
+type chunkTicket = ticket[chunkData, *originfetch.Arrival]
+
+// access says who reads a chunk and how.
+type access struct {
+	// asHome: a peer asked this node as the chunk's home (or a home
+	// read-ahead): never forwarded to another home, so requests between
+	// nodes whose member lists disagree cannot loop.
+	asHome bool
+	// borrow: the caller gives a store buffer back with release.
+	borrow bool
+	// ahead: serving the chunk as its home starts the home's read-ahead
+	// (not for the read-ahead's own fetches).
+	ahead bool
+}
+
+// errShortChunk: a source returned the wrong number of bytes.
+var errShortChunk = errors.New("node: chunk has the wrong length")
+
+func noRelease() {}
+
+// chunkRead is where steps 1-3 of a chunk's journey left it: a local hit,
+// or a ticket for the chunk's flight.
+type chunkRead struct {
+	hit     chunkData
+	release func()       // gives a borrowed hit back; never nil
+	t       *chunkTicket // nil on a hit; the caller leaves it
+	place   placement
+	home    bool // this node reads the chunk as its home
+}
+
+// chunk runs steps 1-3 of the journey: a local hit is returned at once;
+// otherwise the caller gets a ticket for the chunk's flight, to wait on or
+// to follow while the bytes arrive.
+func (n *Node) chunk(ctx context.Context, v catalog.Version, i int64, how access) (chunkRead, error) {
+	req := n.request(v, i)
+	// 1. The chunk index.
+	req.cid = n.knownCID(ctx, req)
+	// 2. The store.
+	if d, release, ok := n.fromStore(ctx, req, how.borrow); ok {
+		n.m.local.Add(1)
+		r := chunkRead{hit: d, release: release}
+		if n.cl != nil {
+			r.place = n.placement()
+			r.home = how.asHome || r.place.homeOf(v, i)
+			n.served(r, how, v, i)
+		}
+		return r, nil
+	}
+	// 3. The flight.
+	r := chunkRead{release: noRelease, place: n.placement()}
+	r.home = how.asHome || r.place.homeOf(v, i)
+	t, err := n.joinFlight(req, r.place, r.home)
+	if err != nil {
+		return chunkRead{}, err
+	}
+	if t.shared {
+		n.m.shared.Add(1)
+	}
+	r.t = t
+	return r, nil
+}
+
+// readChunk is the whole journey for a caller that waits for the bytes.
+// release gives a borrowed buffer back (never nil).
+func (n *Node) readChunk(ctx context.Context, v catalog.Version, i int64, how access) (chunkData, func(), error) {
+	r, err := n.chunk(ctx, v, i, how)
+	if err != nil {
+		return chunkData{}, noRelease, err
+	}
+	if r.t == nil {
+		return r.hit, r.release, nil
+	}
+	d, err := r.t.wait(ctx)
+	if err == nil {
+		n.served(r, how, v, i)
+	}
+	return d, noRelease, err
+}
+
+// served is called once a caller has chunk i: a home that served one of
+// its chunks fetches its next own chunks ahead (readahead.go).
+func (n *Node) served(r chunkRead, how access, v catalog.Version, i int64) {
+	if r.home && how.ahead && n.cl != nil {
+		n.homeReadAhead(r.place, v, i)
+	}
+}
+
+// chunkFlightKey is the flight key of chunk i of v in a role. A home flight
+// never waits on a forwarding one (it does not forward), so nodes whose
+// member lists disagree cannot deadlock each other; a forwarding flight
+// may join the home flight of its chunk.
+func chunkFlightKey(v catalog.Version, i int64, home bool) string {
+	id := v.ID()
+	b := binary.BigEndian.AppendUint64(id[:], uint64(i))
+	if home {
+		b = append(b, 'h')
+	}
+	return string(b)
+}
+
+// joinFlight joins (or starts) the flight of req's chunk in its role.
+func (n *Node) joinFlight(req chunkReq, place placement, home bool) (*chunkTicket, error) {
+	return n.chunks.join(chunkFlightKey(req.v, req.i, home), func(ctx context.Context, publish func(*originfetch.Arrival)) (chunkData, error) {
+		return n.fetch(ctx, req, place, home, publish)
+	})
+}
+
+// fetch is step 4 and 5 of the journey: it runs in the chunk's flight and
+// tries the sources in order (see the top of this file).
+func (n *Node) fetch(ctx context.Context, req chunkReq, place placement, home bool, publish func(*originfetch.Arrival)) (chunkData, error) {
+	if !req.cid.Defined() {
+		// Recorded by a flight that ended since the caller looked, or
+		// named by the version's manifest in the cluster.
+		req.cid = n.knownCID(ctx, req)
+		if !req.cid.Defined() && n.cl != nil {
+			req.cid = n.cidFromManifest(ctx, req, !home)
+		}
+	}
+	if d, _, ok := n.fromStore(ctx, req, false); ok {
+		n.m.local.Add(1)
+		return d, nil
+	}
+	if blk, ok := n.fromProviders(ctx, req); ok {
+		n.m.peer.Add(1)
+		n.keep(ctx, blk)
+		return chunkData{blk.CID(), blk.Data()}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return chunkData{}, err
+	}
+	if !home {
+		if blk, ok := n.fromHomes(ctx, req, place); ok {
+			n.m.home.Add(1)
+			n.land(ctx, req, blk)
+			return chunkData{blk.CID(), blk.Data()}, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return chunkData{}, err
+		}
+		// This node's own place in the order: it reads the chunk as its
+		// home, in the one flight that also serves peers asking for it.
+		t, err := n.joinFlight(req, place, true)
+		if err != nil {
+			return chunkData{}, err
+		}
+		return t.wait(ctx)
+	}
+	blk, err := n.fromOrigin(ctx, req, place, publish)
+	if err != nil {
+		return chunkData{}, err
+	}
+	n.land(ctx, req, blk)
+	return chunkData{blk.CID(), blk.Data()}, nil
+}
+
+// knownCID is the chunk's CID from the chunk index, or cid.Undef.
+func (n *Node) knownCID(ctx context.Context, req chunkReq) cid.Cid {
+	c, err := n.cat.Chunk(ctx, req.v, req.i)
+	switch {
+	case err == nil:
+		return c
+	case !errors.Is(err, catalog.ErrNotFound) && ctx.Err() == nil:
+		n.log.Warn("chunk index lookup failed; fetching", "bucket", req.v.Bucket, "key", req.v.Key, "chunk", req.i, "err", err)
+	}
+	return cid.Undef
+}
+
+// fromStore reads a chunk whose CID is known from the block store (the
+// store verifies what it reads; a corrupt block is dropped and refetched).
+// With borrow the buffer is lent (release gives it back).
+func (n *Node) fromStore(ctx context.Context, req chunkReq, borrow bool) (chunkData, func(), bool) {
+	if !req.cid.Defined() {
+		return chunkData{}, noRelease, false
+	}
+	var (
+		data    []byte
+		release = noRelease
+		err     error
+	)
+	if borrow {
+		data, release, err = n.store.Borrow(ctx, req.cid)
+	} else {
+		data, err = n.store.Get(ctx, req.cid)
+	}
+	if err != nil {
+		return chunkData{}, noRelease, false // not found, or dropped as corrupt: refetch
+	}
+	if int64(len(data)) != req.len {
+		release()
+		n.log.Warn("stored chunk has wrong length; refetching", "cid", req.cid, "len", len(data), "want", req.len)
+		return chunkData{}, noRelease, false
+	}
+	return chunkData{req.cid, data}, release, true
+}
+
+// land keeps a chunk this node hashed or verified itself (from a home or
+// the origin), records its CID and builds the version's manifest when its
+// index is complete.
+func (n *Node) land(ctx context.Context, req chunkReq, b content.Block) {
+	n.keep(ctx, b)
+	known, err := n.cat.PutChunk(ctx, req.v, req.i, b.CID())
+	if err != nil {
+		n.log.Warn("recording chunk failed", "bucket", req.v.Bucket, "key", req.v.Key, "chunk", req.i, "err", err)
+		return
+	}
+	if known == req.v.NumChunks() {
+		if _, err := n.ensureManifest(ctx, req.v); err != nil {
+			n.log.Warn("building manifest failed", "bucket", req.v.Bucket, "key", req.v.Key, "err", err)
+		}
+	}
+}
+
+// keep stores a verified block and announces it as soon as it lands (not
+// after the whole object). A store that is full or failing only costs a
+// later refetch, so the error is logged, not returned.
+func (n *Node) keep(ctx context.Context, b content.Block) {
+	if err := n.store.PutBlock(ctx, b); err != nil {
+		n.log.Warn("storing chunk failed", "cid", b.CID(), "err", err)
+		return
+	}
+	n.announce(b.CID(), true)
+}
+
+// hashOf is the hash v's chunks are addressed with: the version's own (a
+// home node serves versions cut by other nodes' configuration).
+func (n *Node) hashOf(v catalog.Version) content.Hash {
+	if v.Hash == "" {
+		return n.cfg.Hash
+	}
+	return content.Hash(v.Hash)
+}
+
+// errOriginMismatch: the origin's bytes for a version differ from what the
+// version was recorded as.
+func errOriginMismatch(req chunkReq) error {
+	return fmt.Errorf("node: chunk %d of %s/%s: origin bytes do not match recorded %s: %w",
+		req.i, req.v.Bucket, req.v.Key, req.cid, origin.ErrPreconditionFailed)
+}

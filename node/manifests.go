@@ -1,0 +1,229 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/routing"
+)
+
+// Manifests: a version's chunk CIDs in one content-addressed block. A node
+// builds one when it knows every chunk of a version, stores and announces
+// it, and publishes a manifest record (bucket, key, ETag -> manifest CID)
+// in the DHT; a node that never saw the object learns the CIDs from that
+// record and fetches the chunks from their providers.
+
+// errNoManifest: no usable manifest for a version was found in the cluster.
+var errNoManifest = errors.New("node: no manifest record in the cluster")
+
+// errManifestPending: a manifest lookup did not finish in the time the
+// caller could wait; it goes on in the background.
+var errManifestPending = errors.New("node: manifest lookup still running")
+
+// lookup is one manifest lookup, queued or running as a background task.
+type lookup struct {
+	done chan struct{} // closed when err is set
+	err  error
+}
+
+// cidFromManifest returns the chunk's CID from its version's manifest,
+// learnt from the cluster if this node does not have it, or cid.Undef. A
+// fetch that can go to a home (forward) waits for the lookup only
+// ManifestWait (under load a DHT miss takes up to seconds, and the home
+// serves the chunk anyway); the lookup goes on for the chunks after it.
+func (n *Node) cidFromManifest(ctx context.Context, req chunkReq, forward bool) cid.Cid {
+	wait := time.Duration(0)
+	if forward {
+		wait = n.cfg.Fetch.ManifestWait
+	}
+	err := n.resolveManifest(ctx, req.v, wait)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Debug("no manifest from the cluster", "bucket", req.v.Bucket, "key", req.v.Key, "err", err)
+		}
+		return cid.Undef
+	}
+	return n.knownCID(ctx, req)
+}
+
+// resolveManifest learns v's chunk CIDs from the cluster (lookupManifest)
+// in a background task, one per version at a time, and waits for it at
+// most wait (wait <= 0: until ctx ends). A miss is remembered for
+// manifestMissTTL.
+func (n *Node) resolveManifest(ctx context.Context, v catalog.Version, wait time.Duration) error {
+	cl := n.cl
+	id := v.ID()
+	k := string(id[:])
+	if _, ok := cl.missing.get(k); ok {
+		return errNoManifest
+	}
+	cl.mu.Lock()
+	l := cl.lookups[k]
+	if l == nil {
+		l = &lookup{done: make(chan struct{})}
+		started := n.bg.submit(func(ctx context.Context) {
+			lctx, cancel := context.WithTimeout(ctx, 2*n.cfg.Fetch.LookupTimeout)
+			start := time.Now()
+			err := n.lookupManifest(lctx, v)
+			cancel()
+			n.log.Debug("manifest lookup", "bucket", v.Bucket, "key", v.Key, "took", time.Since(start), "err", err)
+			if err != nil && ctx.Err() == nil {
+				cl.missing.put(k, struct{}{})
+			}
+			cl.mu.Lock()
+			delete(cl.lookups, k)
+			cl.mu.Unlock()
+			l.err = err
+			close(l.done)
+		})
+		if !started {
+			cl.mu.Unlock()
+			n.m.tasksDropped.Add(1)
+			return fmt.Errorf("%w: lookup not started (background queue full or not running)", errNoManifest)
+		}
+		cl.lookups[k] = l
+	}
+	cl.mu.Unlock()
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-l.done:
+		return l.err
+	case <-timeout:
+		return errManifestPending
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lookupManifest finds v's manifest record in the DHT, fetches the
+// manifest it names from its providers (verified), checks that it
+// describes v, and records its chunk CIDs in the catalog.
+func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
+	if _, err := n.cat.Manifest(ctx, v); err == nil {
+		return nil // learnt by a lookup that just finished
+	}
+	cl := n.cl
+	timeout := n.cfg.Fetch.LookupTimeout
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	rec, err := cl.Router.GetManifestRecord(lctx, v.Bucket, v.Key, v.ETag)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("node: manifest record: %w", errors.Join(errNoManifest, err))
+	}
+	if rec.Size != v.Size || rec.ChunkSize != v.ChunkSize || rec.Hash != v.Hash {
+		// Published by a node cut with another chunk size or hash: its chunks
+		// are not ours.
+		return fmt.Errorf("node: manifest record of %s/%s is cut %d/%s, want %d/%s: %w",
+			v.Bucket, v.Key, rec.ChunkSize, rec.Hash, v.ChunkSize, v.Hash, errNoManifest)
+	}
+	mc := rec.Manifest
+	if mc.Prefix().Codec != ManifestCodec {
+		return fmt.Errorf("node: manifest record names %s, not a manifest: %w", mc, errNoManifest)
+	}
+	var fetched content.Block
+	data, err := n.store.Get(ctx, mc)
+	if err != nil {
+		fctx, cancel := context.WithTimeout(ctx, timeout)
+		provs, ferr := cl.Router.FindProviders(fctx, mc, n.cfg.Fetch.Providers)
+		cancel()
+		if ferr != nil || len(provs) == 0 {
+			return fmt.Errorf("node: no provider for manifest %s: %w", mc, errors.Join(errNoManifest, ferr))
+		}
+		b, err := cl.Transfer.GetVerified(ctx, mc, provs)
+		if err != nil {
+			return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
+		}
+		fetched, data = b, b.Data()
+	}
+	// Both sources hand out verified bytes: the store verifies what it
+	// reads back, GetVerified what it received.
+	m, err := DecodeManifest(data)
+	if err != nil {
+		return errors.Join(errNoManifest, err)
+	}
+	if m.Bucket != v.Bucket || m.Key != v.Key || m.ETag != v.ETag || m.Size != v.Size ||
+		m.ChunkSize != v.ChunkSize || string(m.Hash) != v.Hash {
+		return fmt.Errorf("node: manifest %s describes another version: %w", mc, errNoManifest)
+	}
+	for i, c := range m.Chunks {
+		if _, err := n.cat.PutChunk(ctx, v, int64(i), c); err != nil {
+			return fmt.Errorf("node: recording chunk %d of manifest %s: %w", i, mc, err)
+		}
+	}
+	if fetched.CID().Defined() {
+		n.keep(ctx, fetched)
+	}
+	if err := n.cat.SetManifest(ctx, v, mc); err != nil {
+		return err
+	}
+	n.m.manifestsFound.Add(1)
+	return nil
+}
+
+// ensureManifest builds, stores and records v's manifest if every chunk CID
+// is known, publishes its record, and returns its CID.
+func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, error) {
+	if c, err := n.cat.Manifest(ctx, v); err == nil {
+		return c, nil
+	}
+	chunks, err := n.cat.Chunks(ctx, v)
+	if err != nil {
+		return cid.Undef, err
+	}
+	for i, c := range chunks {
+		if !c.Defined() {
+			return cid.Undef, fmt.Errorf("node: manifest of %s/%s: chunk %d not known yet", v.Bucket, v.Key, i)
+		}
+	}
+	m := Manifest{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
+		ChunkSize: v.ChunkSize, Hash: content.Hash(v.Hash), Chunks: chunks}
+	c, b := m.CID()
+	if err := n.store.Put(ctx, c, b); err != nil {
+		return cid.Undef, fmt.Errorf("node: store manifest: %w", err)
+	}
+	n.announce(c, true)
+	if err := n.cat.SetManifest(ctx, v, c); err != nil {
+		return cid.Undef, err
+	}
+	n.publish(routing.ManifestRecord{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
+		ChunkSize: v.ChunkSize, Hash: v.Hash, Manifest: c, Timestamp: n.now()})
+	return c, nil
+}
+
+// Manifest returns the manifest of the current version of bucket/key and
+// its CID, once every chunk of that version has been fetched (otherwise an
+// error wrapping catalog.ErrNotFound).
+func (n *Node) Manifest(ctx context.Context, bucket, key string) (Manifest, cid.Cid, error) {
+	o, err := n.head(ctx, bucket, key)
+	if err != nil {
+		return Manifest{}, cid.Undef, mapErr("manifest", err)
+	}
+	v := n.version(o.Bucket, o.Key, o.ETag, o.Size)
+	c, err := n.cat.Manifest(ctx, v)
+	if errors.Is(err, catalog.ErrNotFound) && v.NumChunks() == 0 {
+		c, err = n.ensureManifest(ctx, v)
+	}
+	if err != nil {
+		return Manifest{}, cid.Undef, fmt.Errorf("node: manifest of %s/%s: %w", bucket, key, err)
+	}
+	b, err := n.store.Get(ctx, c)
+	if err != nil {
+		return Manifest{}, cid.Undef, fmt.Errorf("node: manifest block %s: %w", c, err)
+	}
+	m, err := DecodeManifest(b)
+	if err != nil {
+		return Manifest{}, cid.Undef, err
+	}
+	return m, c, nil
+}

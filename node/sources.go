@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/originfetch"
+)
+
+// The sources of a chunk the store does not hold, in the order fetch tries
+// them: the CID's providers, the chunk's homes, the origin. Each returns
+// a content.Block: bytes proven to match their CID.
+
+// fromProviders fetches a chunk whose CID is known from the peers that
+// announced it, several at once (transfer splits the chunk between them
+// and verifies what arrives). It reports false when there are none or none
+// delivered.
+func (n *Node) fromProviders(ctx context.Context, req chunkReq) (content.Block, bool) {
+	cl := n.cl
+	if cl == nil || !req.cid.Defined() {
+		return content.Block{}, false
+	}
+	c := req.cid
+	fctx, cancel := context.WithTimeout(ctx, n.cfg.Fetch.LookupTimeout)
+	provs, err := cl.Router.FindProviders(fctx, c, n.cfg.Fetch.Providers)
+	cancel()
+	if err != nil || len(provs) == 0 {
+		if err != nil && ctx.Err() == nil {
+			n.log.Debug("finding providers failed", "cid", c, "err", err)
+		}
+		return content.Block{}, false
+	}
+	b, err := cl.Transfer.GetVerified(ctx, c, provs)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Debug("providers could not deliver", "cid", c, "providers", len(provs), "err", err)
+		}
+		return content.Block{}, false
+	}
+	if int64(len(b.Data())) != req.len {
+		n.log.Warn("providers delivered a chunk of the wrong length", "cid", c, "len", len(b.Data()), "want", req.len)
+		return content.Block{}, false
+	}
+	return b, true
+}
+
+// fromHomes asks the chunk's homes, in placement order, to serve it (each
+// fetches from the origin if needed, once for the whole cluster), up to
+// this node's own place (from there on this node is the home) and at most
+// HomeCandidates of them. A home that stalls costs the transfer client's
+// stall timeout (it sends keep-alives while it works) and is penalized,
+// so the chunks after it pass it over. The answer's CID must be the raw
+// CID of the bytes under the version's hash, and equal to req.cid if known.
+func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement) (content.Block, bool) {
+	cl := n.cl
+	v := req.v
+	// want carries the CID prefix (v1, raw, the version's hash) of this
+	// version's chunks.
+	want := content.Sum(content.Hash(v.Hash), nil)
+	var key []byte
+	for _, p := range before(place.chunkHomes(v, req.i, n.cfg.Fetch.HomeCandidates), place.self) {
+		if key == nil {
+			key = encodeChunkKey(v, req.i)
+		}
+		b, err := cl.Transfer.FetchVerified(ctx, p, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return content.Block{}, false
+			}
+			n.log.Debug("home node could not serve chunk", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.i, "err", err)
+			continue
+		}
+		// The bytes match b's CID (FetchVerified); that CID must also be
+		// the raw CID under the version's hash, which its prefix tells
+		// without hashing again.
+		if int64(len(b.Data())) != req.len || b.CID().Prefix() != want.Prefix() ||
+			(req.cid.Defined() && !b.CID().Equals(req.cid)) {
+			n.log.Warn("home node sent a chunk that does not verify", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.i)
+			continue
+		}
+		return b, true
+	}
+	return content.Block{}, false
+}
+
+// fromOrigin reads the chunk from the origin, pinned to the version's ETag,
+// through the node's origin fetcher: one of its node-wide slots and, in a
+// cluster, one of this node's share of the version's origin streams,
+// lowest chunk index first. publish hands the fetch's arrival to the
+// flight's joiners (cut-through) as soon as the origin answered.
+func (n *Node) fromOrigin(ctx context.Context, req chunkReq, place placement, publish func(*originfetch.Arrival)) (content.Block, error) {
+	v := req.v
+	r := originfetch.Request{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Off: req.off, Len: req.len,
+		Hash: n.hashOf(v), Index: req.i}
+	if n.cl != nil {
+		id := v.ID()
+		r.Group, r.Limit = string(id[:]), place.originShare(n.cfg.Fetch.OriginStreams)
+	}
+	blk, err := n.origin.Fetch(ctx, r, publish)
+	if err != nil {
+		return content.Block{}, err
+	}
+	if req.cid.Defined() && !blk.CID().Equals(req.cid) {
+		// Same ETag, other bytes: the origin is not behaving like S3. Never
+		// serve bytes that disagree with what this version was recorded as.
+		// (Peers that streamed them from this home check the CID they know
+		// too; one that knows none takes the origin's word, as this node.)
+		return content.Block{}, errOriginMismatch(req)
+	}
+	return blk, nil
+}
+
+// homeAheadTimeout bounds one home read-ahead fetch.
+const homeAheadTimeout = time.Minute
