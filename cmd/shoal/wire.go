@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-cache/shoal/internal/config"
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/node"
+	"github.com/shoal-cache/shoal/node/originfetch"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -154,6 +155,11 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		Immutable:   c.Immutable,
 		ListTTL:     c.ListTTL,
 		ReadAhead:   c.ReadAhead,
+		Fetch: node.FetchPolicy{
+			Origin:        originfetch.Policy{Slots: c.OriginFetches, Stall: c.OriginStall},
+			OriginStreams: c.OriginStreams,
+			HomeReadAhead: c.HomeReadAhead,
+		},
 	}, store, org, cat, nodeOpts...)
 	if err != nil {
 		return nil, err

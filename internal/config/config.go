@@ -44,6 +44,11 @@ type Config struct {
 	// ReadAhead: chunks fetched ahead of a reader; 0 keeps the node's
 	// default (4 alone, 16 in a cluster).
 	ReadAhead int `yaml:"read-ahead"`
+	// Fetch tuning (0: the node's default; see docs/FETCH.md).
+	OriginFetches int           `yaml:"origin-fetches"`
+	OriginStall   time.Duration `yaml:"origin-stall"`
+	OriginStreams int           `yaml:"origin-streams"`
+	HomeReadAhead int           `yaml:"home-read-ahead"`
 
 	P2PListen         []string      `yaml:"p2p-listen"`
 	SwarmKey          string        `yaml:"swarm-key"`
@@ -163,6 +168,18 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadAhead < 0 || c.ReadAhead > 256 {
 		bad("read-ahead", "%d: want 0 (default) .. 256", c.ReadAhead)
+	}
+	if c.OriginFetches < 0 || c.OriginFetches > 4096 {
+		bad("origin-fetches", "%d: want 0 (default) .. 4096", c.OriginFetches)
+	}
+	if c.OriginStall < 0 || (c.OriginStall > 0 && c.OriginStall < 10*time.Millisecond) {
+		bad("origin-stall", "%s: want 0 (default) or at least 10ms", c.OriginStall)
+	}
+	if c.OriginStreams < 0 || c.OriginStreams > 4096 {
+		bad("origin-streams", "%d: want 0 (default) .. 4096", c.OriginStreams)
+	}
+	if c.HomeReadAhead < -1 || c.HomeReadAhead > 64 {
+		bad("home-read-ahead", "%d: want -1 (off), 0 (default) .. 64", c.HomeReadAhead)
 	}
 	if c.MetadataTTL < 0 {
 		bad("metadata-ttl", "%s is negative", c.MetadataTTL)
