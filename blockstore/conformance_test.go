@@ -56,7 +56,7 @@ func TestDiskConformance(t *testing.T) {
 }
 
 func TestTieredConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) blockstore.Store {
+	storetest.RunReadPath(t, func(t *testing.T) storetest.ReadPathStore {
 		tr, err := blockstore.NewTiered(newMemory(t, suiteMemoryBudget), newDisk(t, t.TempDir(), suiteDiskBudget), blockstore.TieredConfig{})
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/shoal-cache/shoal/origin"
 )
 
 func openCached(t *testing.T, objects, chunks int) *Catalog {
@@ -27,8 +29,8 @@ func TestCacheNeverServesOverwrittenRecords(t *testing.T) {
 			for i := range 5 {
 				key := fmt.Sprintf("k%d", i)
 				for round := range 3 {
-					o := Object{Bucket: "b", Key: key, ETag: fmt.Sprintf("e%d", round), Size: 3,
-						Metadata: map[string]string{"round": fmt.Sprint(round)}}
+					o := Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: key, ETag: fmt.Sprintf("e%d", round), Size: 3,
+						Metadata: map[string]string{"round": fmt.Sprint(round)}}}
 					if err := c.PutObject(ctx, o); err != nil {
 						t.Fatal(err)
 					}
@@ -84,7 +86,7 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for round := range 50 {
-				if err := c.PutObject(ctx, Object{Bucket: "b", Key: "k", ETag: fmt.Sprintf("w%d-%d", w, round)}); err != nil {
+				if err := c.PutObject(ctx, Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: "k", ETag: fmt.Sprintf("w%d-%d", w, round)}}); err != nil {
 					t.Error(err)
 				}
 				if _, err := c.PutChunk(ctx, v, int64(round%4), id); err != nil {
@@ -110,7 +112,7 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 	}
 	wg.Wait()
 	const last = "final"
-	if err := c.PutObject(ctx, Object{Bucket: "b", Key: "k", ETag: last}); err != nil {
+	if err := c.PutObject(ctx, Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: "k", ETag: last}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.DropVersion(ctx, v); err != nil {
@@ -130,7 +132,7 @@ func TestCacheClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if err := c.PutObject(ctx, Object{Bucket: "b", Key: "k", ETag: "e"}); err != nil {
+	if err := c.PutObject(ctx, Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: "k", ETag: "e"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.GetObject(ctx, "b", "k"); err != nil { // cached now

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
 	"github.com/ipfs/go-cid"
+	"github.com/shoal-cache/shoal/origin"
 )
 
 // Sentinel errors, compared with errors.Is.
@@ -108,19 +110,9 @@ func (c *Catalog) Close() error {
 
 // Object is the cached metadata of the current version of bucket/key.
 type Object struct {
-	Bucket       string            `json:"b"`
-	Key          string            `json:"k"`
-	ETag         string            `json:"e"`
-	Size         int64             `json:"s"`
-	ContentType  string            `json:"ct,omitempty"`
-	LastModified time.Time         `json:"lm"`
-	Metadata     map[string]string `json:"m,omitempty"`
-
-	CacheControl       string `json:"cc,omitempty"`
-	ContentDisposition string `json:"cd,omitempty"`
-	ContentEncoding    string `json:"ce,omitempty"`
-	ContentLanguage    string `json:"cl,omitempty"`
-
+	// ObjectInfo is the origin's description of the version, as the origin
+	// gave it (the JSON keys of both are the catalog's encoding).
+	origin.ObjectInfo
 	// CheckedAt is when the origin last confirmed this version.
 	CheckedAt time.Time `json:"at"`
 }

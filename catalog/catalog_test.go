@@ -9,6 +9,8 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 	"go.uber.org/goleak"
+
+	"github.com/shoal-cache/shoal/origin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,8 +39,8 @@ func TestObjectsPersist(t *testing.T) {
 	c := open(t, dir)
 	ctx := t.Context()
 	at := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
-	o := Object{Bucket: "b", Key: "a/x", ETag: `"e"`, Size: 42, ContentType: "text/plain",
-		Metadata: map[string]string{"k": "v"}, CheckedAt: at, CacheControl: "no-cache"}
+	o := Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: "a/x", ETag: `"e"`, Size: 42, ContentType: "text/plain",
+		Metadata: map[string]string{"k": "v"}, CacheControl: "no-cache"}, CheckedAt: at}
 	if _, err := c.GetObject(ctx, "b", "a/x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("absent object: %v", err)
 	}
@@ -50,7 +52,7 @@ func TestObjectsPersist(t *testing.T) {
 		}
 	}
 	// A bucket whose name is a prefix of another must not leak into it.
-	if err := c.PutObject(ctx, Object{Bucket: "bb", Key: "a/q"}); err != nil {
+	if err := c.PutObject(ctx, Object{ObjectInfo: origin.ObjectInfo{Bucket: "bb", Key: "a/q"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -77,7 +79,7 @@ func TestObjectsPersist(t *testing.T) {
 	if _, err := c.GetObject(ctx, "b", "a/x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted object: %v", err)
 	}
-	if err := c.PutObject(ctx, Object{Key: "x"}); !errors.Is(err, ErrInvalid) {
+	if err := c.PutObject(ctx, Object{ObjectInfo: origin.ObjectInfo{Key: "x"}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("empty bucket: %v", err)
 	}
 }

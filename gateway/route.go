@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/shoal-cache/shoal/internal/s3name"
 )
 
 // operation names an S3 API operation; it is also the metrics label.
@@ -30,7 +32,7 @@ const (
 )
 
 // maxKeyBytes is S3's limit on the UTF-8 length of an object key.
-const maxKeyBytes = 1024
+const maxKeyBytes = s3name.MaxKeyLen
 
 // route is what a request addresses.
 type route struct {
@@ -210,34 +212,7 @@ func bucketFromHost(host string, domains []string) (string, bool) {
 }
 
 // validBucketName applies S3's general-purpose bucket naming rules.
-func validBucketName(b string) bool {
-	if len(b) < 3 || len(b) > 63 {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' || c == '.':
-			if i == 0 || i == len(b)-1 {
-				return false
-			}
-			if c == '.' && (b[i-1] == '.' || b[i+1] == '.') {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	if net.ParseIP(b) != nil {
-		return false
-	}
-	if strings.HasPrefix(b, "xn--") || strings.HasPrefix(b, "sthree-") ||
-		strings.HasSuffix(b, "-s3alias") || strings.HasSuffix(b, "--ol-s3") {
-		return false
-	}
-	return true
-}
+func validBucketName(b string) bool { return s3name.ValidBucket(b) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

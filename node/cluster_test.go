@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/origin"
 	"github.com/shoal-cache/shoal/routing"
 	"github.com/shoal-cache/shoal/transfer"
 )
@@ -430,8 +431,8 @@ func TestMetaFromHome(t *testing.T) {
 			missing = k
 		}
 	}
-	info := catalog.Object{Bucket: "b", Key: key, ETag: `"abc"`, Size: 42, ContentType: "text/plain",
-		Metadata: map[string]string{"a": "b"}}
+	info := catalog.Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: key, ETag: `"abc"`, Size: 42, ContentType: "text/plain",
+		Metadata: map[string]string{"a": "b"}}}
 	e.tr.meta = func(p peer.ID, k []byte) ([]byte, error) {
 		b, kk, err := decodeMetaKey(k)
 		if err != nil {

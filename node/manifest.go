@@ -10,6 +10,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/internal/s3name"
 )
 
 // ManifestCodec is the CID codec of manifest blocks: 0x300001, in the
@@ -24,12 +25,11 @@ var manifestMagic = []byte("SHOALMF")
 
 const manifestVersion = 1
 
-// Decoder bounds. An S3 key is at most 1024 bytes; bucket names at most 63;
-// ETags are short hex strings (a multipart ETag adds "-N"), 256 is generous.
+// Decoder bounds: S3's limits on names (package s3name), and ours.
 const (
-	maxBucketLen = 255
-	maxKeyLen    = 1024
-	maxETagLen   = 256
+	maxBucketLen = s3name.MaxBucketLen
+	maxKeyLen    = s3name.MaxKeyLen
+	maxETagLen   = s3name.MaxETagLen
 	maxHashLen   = 16
 	// maxManifestChunkSize bounds the chunk size (1 GiB): larger chunks
 	// would not fit the memory budget of a reader.

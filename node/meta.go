@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 
@@ -22,7 +21,7 @@ func (n *Node) HeadObject(ctx context.Context, bucket, key string) (gateway.Obje
 	if err != nil {
 		return gateway.ObjectInfo{}, mapErr("head "+bucket+"/"+key, err)
 	}
-	return toGatewayInfo(o), nil
+	return toGatewayInfo(o.ObjectInfo), nil
 }
 
 func objKey(bucket, key string) string { return bucket + "/" + key }
@@ -157,28 +156,6 @@ func (n *Node) forget(ctx context.Context, o catalog.Object) {
 	}
 }
 
-func fromOriginInfo(i origin.ObjectInfo) catalog.Object {
-	return catalog.Object{
-		Bucket: i.Bucket, Key: i.Key, ETag: i.ETag, Size: i.Size,
-		ContentType: i.ContentType, LastModified: i.LastModified, Metadata: maps.Clone(i.Metadata),
-		CacheControl: i.CacheControl, ContentDisposition: i.ContentDisposition,
-		ContentEncoding: i.ContentEncoding, ContentLanguage: i.ContentLanguage,
-	}
-}
-
-func toGatewayInfo(o catalog.Object) gateway.ObjectInfo {
-	return gateway.ObjectInfo{
-		Bucket: o.Bucket, Key: o.Key, ETag: o.ETag, Size: o.Size,
-		ContentType: o.ContentType, LastModified: o.LastModified, Metadata: maps.Clone(o.Metadata),
-		CacheControl: o.CacheControl, ContentDisposition: o.ContentDisposition,
-		ContentEncoding: o.ContentEncoding, ContentLanguage: o.ContentLanguage,
-	}
-}
-
-func fromOriginGatewayInfo(i origin.ObjectInfo) gateway.ObjectInfo {
-	return toGatewayInfo(fromOriginInfo(i))
-}
-
 // listKey is the listing cache key: the bucket, then every parameter.
 func listKey(p origin.ListParams) string {
 	return strings.Join([]string{p.Bucket, p.Prefix, p.Delimiter, p.ContinuationToken, p.StartAfter,
@@ -187,8 +164,7 @@ func listKey(p origin.ListParams) string {
 
 // ListObjectsV2 answers from the origin, cached for ListTTL.
 func (n *Node) ListObjectsV2(ctx context.Context, p gateway.ListParams) (gateway.ListResult, error) {
-	op := origin.ListParams{Bucket: p.Bucket, Prefix: p.Prefix, Delimiter: p.Delimiter,
-		ContinuationToken: p.ContinuationToken, StartAfter: p.StartAfter, MaxKeys: p.MaxKeys}
+	op := toOriginList(p)
 	k := listKey(op)
 	r, ok := n.listc.get(k)
 	if !ok {
@@ -208,15 +184,7 @@ func (n *Node) ListObjectsV2(ctx context.Context, p gateway.ListParams) (gateway
 			n.listc.put(k, r)
 		}
 	}
-	out := gateway.ListResult{
-		CommonPrefixes: append([]string(nil), r.CommonPrefixes...),
-		IsTruncated:    r.IsTruncated, NextContinuationToken: r.NextContinuationToken,
-		Entries: make([]gateway.ListEntry, len(r.Entries)),
-	}
-	for i, e := range r.Entries {
-		out.Entries[i] = gateway.ListEntry{Key: e.Key, Size: e.Size, ETag: e.ETag, LastModified: e.LastModified}
-	}
-	return out, nil
+	return toGatewayList(r), nil
 }
 
 // ListBuckets passes through, cached for ListTTL.

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/origin"
 )
 
 // TestRendezvousStable: the order does not depend on member list order,
@@ -221,7 +222,7 @@ func FuzzChunkKey(f *testing.F) {
 // FuzzMetaAnswer: a home's answer never panics the decoder, and an
 // accepted answer is for the asked key.
 func FuzzMetaAnswer(f *testing.F) {
-	ok, _ := encodeMetaAnswer(metaAnswer{Status: metaOK, Object: &catalog.Object{Bucket: "b", Key: "k", ETag: "e", Size: 3}})
+	ok, _ := encodeMetaAnswer(metaAnswer{Status: metaOK, Object: &catalog.Object{ObjectInfo: origin.ObjectInfo{Bucket: "b", Key: "k", ETag: "e", Size: 3}}})
 	f.Add(ok)
 	f.Add([]byte(`{"s":"nokey"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"github.com/shoal-cache/shoal/gateway"
-	"github.com/shoal-cache/shoal/origin"
 )
 
 // Writes pass through to the origin; then the node forgets what it cached
@@ -26,13 +25,12 @@ func (n *Node) invalidate(ctx context.Context, bucket, key string) {
 
 // PutObject writes through to the origin.
 func (n *Node) PutObject(ctx context.Context, p gateway.PutParams) (gateway.ObjectInfo, error) {
-	info, err := n.org.PutObject(ctx, origin.PutParams{Bucket: p.Bucket, Key: p.Key, Body: p.Body,
-		Size: p.Size, ContentType: p.ContentType, Metadata: p.Metadata})
+	info, err := n.org.PutObject(ctx, toOriginPut(p))
 	n.invalidate(ctx, p.Bucket, p.Key) // also on error: the write may have landed
 	if err != nil {
 		return gateway.ObjectInfo{}, mapErr("put "+p.Bucket+"/"+p.Key, err)
 	}
-	return fromOriginGatewayInfo(info), nil
+	return toGatewayInfo(info), nil
 }
 
 // DeleteObject deletes at the origin.
@@ -56,16 +54,12 @@ func (n *Node) UploadPart(ctx context.Context, bucket, key, uploadID string, par
 
 // CompleteMultipartUpload passes through, then invalidates the key.
 func (n *Node) CompleteMultipartUpload(ctx context.Context, bucket, key, uploadID string, parts []gateway.CompletedPart) (gateway.ObjectInfo, error) {
-	ps := make([]origin.CompletedPart, len(parts))
-	for i, p := range parts {
-		ps[i] = origin.CompletedPart{PartNumber: p.PartNumber, ETag: p.ETag}
-	}
-	info, err := n.org.CompleteMultipartUpload(ctx, bucket, key, uploadID, ps)
+	info, err := n.org.CompleteMultipartUpload(ctx, bucket, key, uploadID, toOriginParts(parts))
 	n.invalidate(ctx, bucket, key)
 	if err != nil {
 		return gateway.ObjectInfo{}, mapErr("complete multipart "+bucket+"/"+key, err)
 	}
-	return fromOriginGatewayInfo(info), nil
+	return toGatewayInfo(info), nil
 }
 
 // AbortMultipartUpload passes through.

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/shoal-cache/shoal/internal/s3name"
 )
 
 // Names reserved inside every bucket directory; keys may not start with
@@ -27,7 +29,6 @@ const (
 	metaDirName    = ".shoal-meta"    // sidecar metadata, one JSON file per key (by hash of the key)
 	tmpDirName     = ".shoal-tmp"     // temp files for atomic replace (same filesystem as the data)
 	uploadsDirName = ".shoal-uploads" // staged multipart uploads
-	maxKeyLen      = 1024             // S3's limit, in bytes
 )
 
 // DirConfig configures a local-directory origin.
@@ -109,7 +110,7 @@ type dirMeta struct {
 }
 
 func validBucket(bucket string) error {
-	if bucket == "" || len(bucket) > 255 || strings.HasPrefix(bucket, ".") ||
+	if bucket == "" || len(bucket) > s3name.MaxBucketLen || strings.HasPrefix(bucket, ".") ||
 		strings.ContainsAny(bucket, "/\\\x00") || !utf8.ValidString(bucket) {
 		return fmt.Errorf("origin: dir: bucket name %q: %w", bucket, ErrInvalidArgument)
 	}
@@ -123,8 +124,8 @@ func validKey(key string) error {
 	switch {
 	case key == "":
 		return bad("empty")
-	case len(key) > maxKeyLen:
-		return bad("longer than 1024 bytes")
+	case len(key) > s3name.MaxKeyLen:
+		return bad(fmt.Sprintf("longer than %d bytes", s3name.MaxKeyLen))
 	case !utf8.ValidString(key):
 		return bad("not UTF-8")
 	case strings.ContainsRune(key, 0):

@@ -25,20 +25,20 @@ var (
 
 // ObjectInfo describes one version of an object as the origin reports it.
 type ObjectInfo struct {
-	Bucket       string
-	Key          string
-	ETag         string // quoted, as S3 sends it: "\"abc...\""
-	Size         int64
-	ContentType  string
-	LastModified time.Time
+	Bucket       string    `json:"b"`
+	Key          string    `json:"k"`
+	ETag         string    `json:"e"` // quoted, as S3 sends it: "\"abc...\""
+	Size         int64     `json:"s"`
+	ContentType  string    `json:"ct,omitempty"`
+	LastModified time.Time `json:"lm"`
 	// Metadata holds user metadata (x-amz-meta-*), keys lower-case without
 	// the prefix.
-	Metadata map[string]string
+	Metadata map[string]string `json:"m,omitempty"`
 	// Optional standard headers, passed through verbatim when set.
-	CacheControl       string
-	ContentDisposition string
-	ContentEncoding    string
-	ContentLanguage    string
+	CacheControl       string `json:"cc,omitempty"`
+	ContentDisposition string `json:"cd,omitempty"`
+	ContentEncoding    string `json:"ce,omitempty"`
+	ContentLanguage    string `json:"cl,omitempty"`
 }
 
 // ListParams are ListObjectsV2 parameters.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	record "github.com/libp2p/go-libp2p-record"
+
+	"github.com/shoal-cache/shoal/internal/s3name"
 )
 
 // ManifestNamespace is the DHT record namespace of manifest records.
@@ -20,11 +22,11 @@ const ManifestNamespace = "shoal-obj"
 // Bounds on manifest record fields. They follow S3's own limits so any valid
 // object fits, and keep a record well under kad-dht's message size limit.
 const (
-	maxBucketLen   = 63   // S3 bucket names are 3-63 characters
-	maxObjectKey   = 1024 // S3 object keys are at most 1024 bytes of UTF-8
-	maxETagLen     = 256  // S3 ETags are quoted hex, a multipart suffix at most
-	maxHashNameLen = 32   // "sha2-256", "blake3"
-	maxCIDLen      = 128  // CIDv1 + multihash of a 256-bit digest is ~36 bytes
+	maxBucketLen   = s3name.MaxBucketLen
+	maxObjectKey   = s3name.MaxKeyLen
+	maxETagLen     = s3name.MaxETagLen
+	maxHashNameLen = 32  // "sha2-256", "blake3"
+	maxCIDLen      = 128 // CIDv1 + multihash of a 256-bit digest is ~36 bytes
 	// MaxManifestRecordSize bounds an encoded record.
 	MaxManifestRecordSize = 1 + 5*binaryMaxUvarint + maxBucketLen + maxObjectKey + maxETagLen + maxHashNameLen + maxCIDLen + 8
 	binaryMaxUvarint      = binary.MaxVarintLen64
