@@ -66,27 +66,35 @@ func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (cat
 		n.log.Warn("catalog read failed; asking origin", "bucket", bucket, "key", key, "err", err)
 	}
 	n.m.metaMisses.Add(1)
-	// As for chunks (see chunkFlightKey), requests that will not forward
-	// share one flight per key, and those that may forward another.
-	fk, forward := k, n.cl != nil
-	if n.cl != nil && (asHome || n.placement().metaHomeOf(bucket, key)) {
-		fk, forward = k+"\x00h", false
-	}
-	o, shared, err := n.heads.Do(ctx, fk, func(ctx context.Context) (catalog.Object, error) {
-		return n.revalidate(ctx, bucket, key, forward)
-	})
+	place := n.placement()
+	o, shared, err := n.revalidateShared(ctx, bucket, key, place, asHome || place.metaHomeOf(bucket, key))
 	if shared {
 		n.m.shared.Add(1)
 	}
 	return o, err
 }
 
+// revalidateShared runs revalidate in bucket/key's flight for the role:
+// as for chunks (see chunkFlightKey), requests that will not forward
+// share one flight per key, those that may forward another, and a
+// forwarding flight that reaches this node's own place among the key's
+// homes joins the home flight (one HEAD per key on this node).
+func (n *Node) revalidateShared(ctx context.Context, bucket, key string, place placement, home bool) (catalog.Object, bool, error) {
+	fk := objKey(bucket, key)
+	if home {
+		fk += "\x00h"
+	}
+	return n.heads.Do(ctx, fk, func(ctx context.Context) (catalog.Object, error) {
+		return n.revalidate(ctx, bucket, key, place, home)
+	})
+}
+
 // revalidate asks the origin for bucket/key and updates the catalog: same
 // ETag refreshes CheckedAt; another ETag is a new version (the old version's
 // chunk index is dropped, its blocks stay content-addressed in the store);
 // NoSuchKey forgets the object; an unreachable origin serves what is cached.
-// With forward, the key's home nodes are asked before the origin.
-func (n *Node) revalidate(ctx context.Context, bucket, key string, forward bool) (catalog.Object, error) {
+// Unless home, the key's home nodes are asked before the origin.
+func (n *Node) revalidate(ctx context.Context, bucket, key string, place placement, home bool) (catalog.Object, error) {
 	gen := n.writeGen.Load()
 	old, oerr := n.cat.GetObject(ctx, bucket, key)
 	have := oerr == nil
@@ -99,8 +107,15 @@ func (n *Node) revalidate(ctx context.Context, bucket, key string, forward bool)
 		err  error
 		done bool
 	)
-	if forward {
-		o, done, err = n.headFromHome(ctx, bucket, key)
+	if !home {
+		o, done, err = n.headFromHome(ctx, bucket, key, place)
+		if !done {
+			if err := ctx.Err(); err != nil {
+				return catalog.Object{}, err
+			}
+			o, _, err := n.revalidateShared(ctx, bucket, key, place, true)
+			return o, err
+		}
 	}
 	if !done {
 		n.m.heads.Add(1)

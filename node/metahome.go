@@ -59,10 +59,9 @@ func decodeMetaAnswer(b []byte, bucket, key string) (metaAnswer, error) {
 // headFromHome asks bucket/key's home nodes (in rendezvous order, up to
 // this node's own place) for its metadata. ok reports an answer; err is
 // then nil or an authoritative origin.ErrNotFound / origin.ErrNoSuchBucket.
-func (n *Node) headFromHome(ctx context.Context, bucket, key string) (o catalog.Object, ok bool, err error) {
+func (n *Node) headFromHome(ctx context.Context, bucket, key string, place placement) (o catalog.Object, ok bool, err error) {
 	cl := n.cl
 	var req []byte
-	place := n.placement()
 	for _, p := range before(place.metaHomes(bucket, key, n.cfg.Fetch.HomeCandidates), place.self) {
 		if req == nil {
 			req = encodeMetaKey(bucket, key)
