@@ -7,7 +7,7 @@ VERSITYGW   := $(BIN)/versitygw
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 # staticcheck is run through `go run` at a pinned version (nothing to install).
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 # Each fuzz target runs this long in `make fuzz`.
 FUZZTIME    ?= 20s
 BENCHTIME   ?= 1s
