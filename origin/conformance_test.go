@@ -1,11 +1,18 @@
 package origin_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/shoal-cache/shoal/internal/integrity"
 	"github.com/shoal-cache/shoal/internal/testenv"
 	"github.com/shoal-cache/shoal/origin"
 	"github.com/shoal-cache/shoal/origin/origintest"
@@ -57,6 +64,18 @@ func TestS3Conformance(t *testing.T) {
 			Origin:       newS3Origin(t, s, origin.S3Config{MaxRetries: 1}),
 			CreateBucket: func(t testing.TB, bucket string) { s.CreateBucket(t, bucket) },
 			Seed:         func(t testing.TB, bucket, key string, data []byte) { s.PutObject(t, bucket, key, data) },
+			SeedChecksum: func(t testing.TB, bucket, key string, data []byte, alg integrity.Algorithm) {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				_, err := s.Client(t).PutObject(ctx, &s3.PutObjectInput{
+					Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data),
+					ContentLength:     aws.Int64(int64(len(data))),
+					ChecksumAlgorithm: types.ChecksumAlgorithm(alg),
+				})
+				if err != nil {
+					t.Fatalf("put %s/%s with %s: %v", bucket, key, alg, err)
+				}
+			},
 		}
 	})
 }

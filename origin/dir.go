@@ -218,6 +218,7 @@ func (d *Dir) info(bucket, key string, st fileState) ObjectInfo {
 	}
 	if m, ok := d.readMeta(bucket, key, st); ok {
 		info.ETag = m.ETag
+		info.ETagIsMD5 = etagIsPlainMD5(m.ETag) // Dir computed it from the bytes (PutObject)
 		info.ContentType = m.ContentType
 		info.Metadata = m.Metadata
 		info.CacheControl = m.CacheControl

@@ -103,12 +103,15 @@ func TestDirPutETagIsMD5AndSidecarIsHidden(t *testing.T) {
 	if len(bs) != 1 || bs[0].Name != "bkt" {
 		t.Fatalf("buckets %+v", bs)
 	}
+	if head, err := d.HeadObject(ctx, "bkt", "a/fox.txt"); err != nil || !head.ETagIsMD5 || head.ETag != info.ETag {
+		t.Fatalf("HEAD after put: %+v, %v: want the MD5 ETag, flagged as such", head, err)
+	}
 	// Changing the file behind Dir's back invalidates the stored MD5.
 	if err := os.WriteFile(filepath.Join(root, "bkt", "a", "fox.txt"), []byte("changed, longer content"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	head, err := d.HeadObject(ctx, "bkt", "a/fox.txt")
-	if err != nil || head.ETag == info.ETag || head.Metadata != nil {
+	if err != nil || head.ETag == info.ETag || head.Metadata != nil || head.ETagIsMD5 {
 		t.Fatalf("after external change: %+v, %v", head, err)
 	}
 	// Deleting the last key under a/ removes the empty directory.

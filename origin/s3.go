@@ -160,7 +160,12 @@ func target(bucket, key string) string { return bucket + "/" + key }
 // HeadObject returns an object's metadata. S3 answers a HEAD on a missing
 // bucket with a bare 404, so that case is reported as ErrNotFound.
 func (s *S3) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key),
+		// Ask for the object's checksums: integrity data the node can
+		// check a whole object against (S3 sends none without it).
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
 	err = translateS3(ctx, "HeadObject", target(bucket, key), err)
 	if errors.Is(err, ErrNotFound) {
 		// A HEAD answer has no body, so S3 cannot say whether the key or the
@@ -185,7 +190,23 @@ func (s *S3) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, er
 		ContentDisposition: aws.ToString(out.ContentDisposition),
 		ContentEncoding:    aws.ToString(out.ContentEncoding),
 		ContentLanguage:    aws.ToString(out.ContentLanguage),
+		Checksums: Checksums{
+			CRC64NVME: aws.ToString(out.ChecksumCRC64NVME),
+			CRC32C:    aws.ToString(out.ChecksumCRC32C),
+			CRC32:     aws.ToString(out.ChecksumCRC32),
+			SHA1:      aws.ToString(out.ChecksumSHA1),
+			SHA256:    aws.ToString(out.ChecksumSHA256),
+			Type:      string(out.ChecksumType),
+		},
+		ETagIsMD5: etagIsPlainMD5(aws.ToString(out.ETag)) && etagKeepsMD5(out.ServerSideEncryption, aws.ToString(out.SSECustomerAlgorithm)),
 	}, nil
+}
+
+// etagKeepsMD5 reports whether S3 keeps a single-part ETag the MD5 of the
+// bytes under this encryption: yes with none or SSE-S3 (AES256); no with
+// SSE-KMS, DSSE-KMS or SSE-C, and unknown (so no) with anything newer.
+func etagKeepsMD5(sse types.ServerSideEncryption, customerAlgorithm string) bool {
+	return customerAlgorithm == "" && (sse == "" || sse == types.ServerSideEncryptionAes256)
 }
 
 // GetRange streams n bytes at off (n < 0: to the end; n == 0: an empty body
@@ -407,6 +428,7 @@ func (s *S3) PutObject(ctx context.Context, p PutParams) (ObjectInfo, error) {
 		ContentType:  p.ContentType,
 		Metadata:     lowerKeys(p.Metadata),
 		LastModified: responseDate(out.ResultMetadata),
+		ETagIsMD5:    etagIsPlainMD5(aws.ToString(out.ETag)) && etagKeepsMD5(out.ServerSideEncryption, aws.ToString(out.SSECustomerAlgorithm)),
 	}
 	return info, nil
 }

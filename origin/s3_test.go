@@ -3,12 +3,15 @@ package origin_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shoal-cache/shoal/internal/integrity"
 	"github.com/shoal-cache/shoal/internal/testenv"
 	"github.com/shoal-cache/shoal/origin"
 	"github.com/shoal-cache/shoal/origin/origintest"
@@ -289,5 +293,36 @@ func TestS3ConfigValidate(t *testing.T) {
 	}
 	if err := (origin.S3Config{}).Validate(); err != nil {
 		t.Errorf("zero config: %v", err)
+	}
+}
+
+// TestS3HeadReportsIntegrityData: the S3 test server keeps a full-object
+// CRC64NVME of every object (as S3 does since 2025) and single-part MD5
+// ETags; HEAD passes both on, and never calls a multipart ETag an MD5.
+func TestS3HeadReportsIntegrityData(t *testing.T) {
+	s := testenv.StartS3(t)
+	s.CreateBucket(t, "bkt")
+	data := origintest.RandomBytes(50_000)
+	s.PutObject(t, "bkt", "k", data)
+	o := newS3Origin(t, s, origin.S3Config{})
+	ctx := context.Background()
+	info, err := o.HeadObject(ctx, "bkt", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(data)
+	if !info.ETagIsMD5 || info.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
+		t.Fatalf("single-part object: ETag %s, ETagIsMD5 %v", info.ETag, info.ETagIsMD5)
+	}
+	if want := integrity.EncodeCRC64(integrity.ChecksumCRC64NVME(data)); info.Checksums.CRC64NVME != want || info.Checksums.Type != origin.ChecksumFullObject {
+		t.Fatalf("checksums %+v, want CRC64NVME %s FULL_OBJECT", info.Checksums, want)
+	}
+	big := origintest.RandomBytes(9 << 20)
+	mp, err := o.PutObject(ctx, origin.PutParams{Bucket: "bkt", Key: "mp", Body: io.MultiReader(bytes.NewReader(big)), Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mp.ETagIsMD5 || !strings.HasSuffix(mp.ETag, `-2"`) {
+		t.Fatalf("multipart object: ETag %s, ETagIsMD5 %v", mp.ETag, mp.ETagIsMD5)
 	}
 }
