@@ -18,32 +18,45 @@ import (
 	"github.com/shoal-cache/shoal/origin/origintest"
 )
 
-func TestDirConformance(t *testing.T) {
+func TestDirConformance(t *testing.T) { origintest.Run(t, dirEnv) }
+
+// TestHealthConformance: Health passes every call through unchanged.
+func TestHealthConformance(t *testing.T) {
 	origintest.Run(t, func(t *testing.T) origintest.Env {
-		root := t.TempDir()
-		d, err := origin.NewDir(origin.DirConfig{Root: root})
+		e := dirEnv(t)
+		h, err := origin.NewHealth(e.Origin, origin.HealthConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { d.Close() })
-		return origintest.Env{
-			Origin: d,
-			CreateBucket: func(t testing.TB, bucket string) {
-				if err := os.Mkdir(filepath.Join(root, bucket), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			},
-			Seed: func(t testing.TB, bucket, key string, data []byte) {
-				p := filepath.Join(root, bucket, filepath.FromSlash(key))
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			},
-		}
+		e.Origin = h
+		return e
 	})
+}
+
+func dirEnv(t *testing.T) origintest.Env {
+	root := t.TempDir()
+	d, err := origin.NewDir(origin.DirConfig{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return origintest.Env{
+		Origin: d,
+		CreateBucket: func(t testing.TB, bucket string) {
+			if err := os.Mkdir(filepath.Join(root, bucket), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Seed: func(t testing.TB, bucket, key string, data []byte) {
+			p := filepath.Join(root, bucket, filepath.FromSlash(key))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
 }
 
 func newS3Origin(t *testing.T, s *testenv.S3, cfg origin.S3Config, opts ...origin.S3Option) *origin.S3 {
