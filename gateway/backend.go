@@ -33,7 +33,8 @@ type Backend interface {
 }
 
 // Errors a Backend returns (wrapped), mapped to S3 error codes by the
-// gateway's single error-mapping function.
+// gateway's single error-mapping function. The two 503s carry a
+// Retry-After header (see WithRetryAfter for a backend's own hint).
 var (
 	ErrNoSuchKey          = errors.New("no such key")         // 404 NoSuchKey
 	ErrNoSuchBucket       = errors.New("no such bucket")      // 404 NoSuchBucket
