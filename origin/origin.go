@@ -1,8 +1,3 @@
-// Package origin owns Shoal's access to the system of record: an S3 (or
-// S3-compatible) service through aws-sdk-go-v2, and a local directory with
-// the same behaviour (each top-level folder is a bucket). Both types have the
-// same method set; consumers (package node) declare the small interface they
-// need. Errors are translated to this package's sentinels at this boundary.
 package origin
 
 import (

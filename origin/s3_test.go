@@ -298,7 +298,7 @@ func TestS3ConfigValidate(t *testing.T) {
 }
 
 // TestS3HeadReportsIntegrityData: the S3 test server keeps a full-object
-// CRC64NVME of every object (as S3 does since 2025) and single-part MD5
+// CRC64NVME of every object (as S3 does since December 2024) and single-part MD5
 // ETags; HEAD passes both on, and never calls a multipart ETag an MD5.
 func TestS3HeadReportsIntegrityData(t *testing.T) {
 	s := testenv.StartS3(t)
