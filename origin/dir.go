@@ -238,7 +238,14 @@ func (d *Dir) info(bucket, key string, st fileState) ObjectInfo {
 // the file.
 func (d *Dir) open(op, bucket, key string) (*os.File, fileState, error) {
 	tgt := target(bucket, key)
-	f, err := d.root.Open(path.Join(bucket, key))
+	p := path.Join(bucket, key)
+	// Look before opening: opening a FIFO would block until a writer came.
+	if fi, err := d.root.Stat(p); err != nil {
+		return nil, fileState{}, fsErr(op, tgt, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fileState{}, fmt.Errorf("origin: dir %s %s: %w", op, tgt, errNotRegular)
+	}
+	f, err := d.root.Open(p)
 	if err != nil {
 		return nil, fileState{}, fsErr(op, tgt, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/shoal-cache/shoal/internal/testenv"
@@ -426,4 +427,23 @@ func readAll(o origintest.Origin, bucket, key, etag string, off, n int64) ([]byt
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
+}
+
+// TestDirNamedPipeIsNoObject: a FIFO in the tree is not an object, and
+// looking at it does not block (opening one would wait for a writer).
+func TestDirNamedPipeIsNoObject(t *testing.T) {
+	d, root := newDir(t, "bkt")
+	if err := syscall.Mkfifo(filepath.Join(root, "bkt", "pipe"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := d.HeadObject(ctx, "bkt", "pipe"); !errors.Is(err, origin.ErrNotFound) {
+		t.Fatalf("HeadObject on a FIFO: %v, want ErrNotFound", err)
+	}
+	if _, err := d.GetRange(ctx, "bkt", "pipe", "", 0, -1); !errors.Is(err, origin.ErrNotFound) {
+		t.Fatalf("GetRange on a FIFO: %v, want ErrNotFound", err)
+	}
+	if _, err := d.ListObjects(ctx, origin.ListParams{Bucket: "bkt"}); err != nil {
+		t.Fatal(err)
+	}
 }
