@@ -33,7 +33,8 @@ type Backend interface {
 }
 
 // Errors a Backend returns (wrapped), mapped to S3 error codes by the
-// gateway's single error-mapping function.
+// gateway's single error-mapping function. The two 503s carry a
+// Retry-After header (see WithRetryAfter for a backend's own hint).
 var (
 	ErrNoSuchKey          = errors.New("no such key")         // 404 NoSuchKey
 	ErrNoSuchBucket       = errors.New("no such bucket")      // 404 NoSuchBucket
@@ -60,6 +61,27 @@ type ObjectInfo struct {
 	ContentDisposition string
 	ContentEncoding    string
 	ContentLanguage    string
+
+	// Checksums are the object's checksums as its origin reported them.
+	// The gateway sends them (x-amz-checksum-*, x-amz-checksum-type) on a
+	// GET or HEAD of the whole object that asks for them with
+	// x-amz-checksum-mode: ENABLED, as S3 does, and never on a range: they
+	// describe the whole object's bytes.
+	Checksums Checksums
+}
+
+// Checksums are S3 checksums of one object version, each the base64 of the
+// big-endian digest as in the x-amz-checksum-* headers; empty fields were
+// not reported. Type is "FULL_OBJECT", "COMPOSITE" (values suffixed "-N")
+// or "" (not said). The field set matches origin.Checksums, so a
+// conversion carries one into the other.
+type Checksums struct {
+	CRC64NVME string
+	CRC32C    string
+	CRC32     string
+	SHA1      string
+	SHA256    string
+	Type      string
 }
 
 // ListParams are ListObjectsV2 parameters, already validated by the gateway.

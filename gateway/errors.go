@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"time"
 )
 
 // s3Error is an error the gateway itself detects, carrying its S3 code and
@@ -99,6 +100,50 @@ func mapError(err error) *s3Error {
 		}
 		return errInternal
 	}
+}
+
+// Retry-After of a 503 whose error carries no hint of its own.
+const (
+	// retryAfterUnavailable: the node keeps trying its origin in the
+	// background; a client back after 5 s finds the answer or a fresh
+	// attempt under way, where an immediate retry finds the same wait.
+	retryAfterUnavailable = 5 * time.Second
+	// retryAfterSlowDown: overload passes quickly or not at all; one
+	// second spreads the retries of a burst without idling the clients.
+	retryAfterSlowDown = time.Second
+)
+
+// WithRetryAfter wraps err with how long a client should wait before it
+// retries. When err maps to a 503 (ErrUnavailable, ErrSlowDown) the
+// gateway sends d as Retry-After (whole seconds, rounded up) and as
+// x-amz-retry-after (milliseconds, which AWS SDKs read). Any error with a
+// method RetryAfter() time.Duration does the same.
+func WithRetryAfter(err error, d time.Duration) error { return &retryAfterError{err: err, d: d} }
+
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e *retryAfterError) Error() string             { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error             { return e.err }
+func (e *retryAfterError) RetryAfter() time.Duration { return e.d }
+
+// retryAfter is how long a client should wait before retrying a request
+// that failed with err, mapped to se by mapError: the error's own hint, else
+// a default by code; 0 (no header) for anything but a 503.
+func retryAfter(err error, se *s3Error) time.Duration {
+	if se.Status != http.StatusServiceUnavailable {
+		return 0
+	}
+	var hint interface{ RetryAfter() time.Duration }
+	if errors.As(err, &hint) && hint.RetryAfter() > 0 {
+		return hint.RetryAfter()
+	}
+	if se.Code == "SlowDown" {
+		return retryAfterSlowDown
+	}
+	return retryAfterUnavailable
 }
 
 // errorBody is the S3 XML error document.

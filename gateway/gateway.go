@@ -235,6 +235,10 @@ func (g *Gateway) writeError(req *request, err error) {
 			delete(h, k)
 		}
 	}
+	if d := retryAfter(err, se); d > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+		h.Set("X-Amz-Retry-After", strconv.FormatInt(d.Milliseconds(), 10))
+	}
 	if req.r.Method == http.MethodHead {
 		req.w.WriteHeader(se.Status)
 		return

@@ -77,6 +77,9 @@ func (g *Gateway) getObject(req *request) error {
 		}
 	}
 	req.setHeader("Content-Length", strconv.FormatInt(length, 10))
+	if status == http.StatusOK && q.Get("partNumber") == "" && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		setChecksumHeaders(h, info.Checksums)
+	}
 	if q.Get("partNumber") != "" {
 		h.Set("x-amz-mp-parts-count", "1")
 	}
@@ -218,6 +221,27 @@ func setObjectHeaders(req *request, info ObjectInfo) {
 		if k != "" && !strings.ContainsAny(k+v, "\r\n") {
 			h["X-Amz-Meta-"+http.CanonicalHeaderKey(k)] = []string{v}
 		}
+	}
+}
+
+// setChecksumHeaders sets the whole object's checksums, the ones that are
+// well-formed header values.
+func setChecksumHeaders(h http.Header, c Checksums) {
+	set := false
+	for _, kv := range [][2]string{
+		{"X-Amz-Checksum-Crc64nvme", c.CRC64NVME},
+		{"X-Amz-Checksum-Crc32c", c.CRC32C},
+		{"X-Amz-Checksum-Crc32", c.CRC32},
+		{"X-Amz-Checksum-Sha1", c.SHA1},
+		{"X-Amz-Checksum-Sha256", c.SHA256},
+	} {
+		if kv[1] != "" && !strings.ContainsAny(kv[1], "\r\n") {
+			h.Set(kv[0], kv[1])
+			set = true
+		}
+	}
+	if set && c.Type != "" && !strings.ContainsAny(c.Type, "\r\n") {
+		h.Set("X-Amz-Checksum-Type", c.Type)
 	}
 }
 

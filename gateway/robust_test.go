@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUploadDigests(t *testing.T) {
@@ -194,22 +195,26 @@ func (b *errBackend) HeadObject(context.Context, string, string) (ObjectInfo, er
 
 func TestErrorMapping(t *testing.T) {
 	for _, tc := range []struct {
-		err    error
-		code   string
-		status int
+		err        error
+		code       string
+		status     int
+		retryAfter string // seconds; x-amz-retry-after below in ms
+		amzMs      string
 	}{
-		{fmt.Errorf("node: get: %w", ErrNoSuchKey), "NoSuchKey", 404},
-		{fmt.Errorf("x: %w", ErrNoSuchBucket), "NoSuchBucket", 404},
-		{ErrNoSuchUpload, "NoSuchUpload", 404},
-		{ErrAccessDenied, "AccessDenied", 403},
-		{ErrPreconditionFailed, "PreconditionFailed", 412},
-		{ErrInvalidArgument, "InvalidArgument", 400},
-		{fmt.Errorf("origin down: %w", ErrUnavailable), "ServiceUnavailable", 503},
-		{ErrSlowDown, "SlowDown", 503},
-		{ErrNotImplemented, "NotImplemented", 501},
-		{errors.New("badger: value log corrupted at /secret/path"), "InternalError", 500},
+		{fmt.Errorf("node: get: %w", ErrNoSuchKey), "NoSuchKey", 404, "", ""},
+		{fmt.Errorf("x: %w", ErrNoSuchBucket), "NoSuchBucket", 404, "", ""},
+		{ErrNoSuchUpload, "NoSuchUpload", 404, "", ""},
+		{ErrAccessDenied, "AccessDenied", 403, "", ""},
+		{ErrPreconditionFailed, "PreconditionFailed", 412, "", ""},
+		{ErrInvalidArgument, "InvalidArgument", 400, "", ""},
+		{fmt.Errorf("origin down: %w", ErrUnavailable), "ServiceUnavailable", 503, "5", "5000"},
+		{ErrSlowDown, "SlowDown", 503, "1", "1000"},
+		{WithRetryAfter(fmt.Errorf("node: origin hung: %w", ErrUnavailable), 12300*time.Millisecond), "ServiceUnavailable", 503, "13", "12300"},
+		{ErrNotImplemented, "NotImplemented", 501, "", ""},
+		{WithRetryAfter(ErrNotImplemented, time.Second), "NotImplemented", 501, "", ""},
+		{errors.New("badger: value log corrupted at /secret/path"), "InternalError", 500, "", ""},
 	} {
-		t.Run(tc.code, func(t *testing.T) {
+		t.Run(tc.code+"/"+tc.retryAfter, func(t *testing.T) {
 			be := &errBackend{fakeBackend: *newFakeBackend(testBucket), err: tc.err}
 			gw, err := New(Config{AllowAnonymous: true}, be)
 			if err != nil {
@@ -217,9 +222,15 @@ func TestErrorMapping(t *testing.T) {
 			}
 			e := newEnv(t, false, false)
 			e.srv.Config.Handler = gw
-			status, _, body := e.do(t, "GET", "/"+testBucket+"/k", nil, nil)
+			status, hdr, body := e.do(t, "GET", "/"+testBucket+"/k", nil, nil)
 			if status != tc.status || errCode(body) != tc.code {
 				t.Errorf("%d %s", status, body)
+			}
+			if ra := hdr.Get("Retry-After"); ra != tc.retryAfter || hdr.Get("X-Amz-Retry-After") != tc.amzMs {
+				t.Errorf("Retry-After %q (x-amz-retry-after %q), want %q", ra, hdr.Get("X-Amz-Retry-After"), tc.retryAfter)
+			}
+			if status, hdr, _ := e.do(t, "HEAD", "/"+testBucket+"/k", nil, nil); status != tc.status || hdr.Get("Retry-After") != tc.retryAfter {
+				t.Errorf("HEAD: %d, Retry-After %q, want %d %q", status, hdr.Get("Retry-After"), tc.status, tc.retryAfter)
 			}
 			if strings.Contains(body, "secret") || strings.Contains(body, "badger") {
 				t.Errorf("internal error text leaked: %s", body)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
@@ -649,4 +650,67 @@ func metricValue(t *testing.T, e *testEnv, name, op, class string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestChecksumHeaders: the origin's whole-object checksums reach a client
+// that asks for them on HEAD and on a full GET (where the SDK checks the
+// body against them), and never come with a range.
+func TestChecksumHeaders(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true, false)
+	data := randBytes(t, 100_000)
+	h := checksumAlgos["x-amz-checksum-crc64nvme"]()
+	h.Write(data)
+	good := base64.StdEncoding.EncodeToString(h.Sum(nil))
+	e.be.put(testBucket, "good", data, func(i *ObjectInfo) { i.Checksums = Checksums{CRC64NVME: good, Type: "FULL_OBJECT"} })
+	// A checksum the bytes do not match: what a client sees if a cache
+	// served other bytes than the origin's object.
+	e.be.put(testBucket, "bad", data, func(i *ObjectInfo) { i.Checksums = Checksums{CRC64NVME: "AAAAAAAAAAA=", Type: "FULL_OBJECT"} })
+	c := e.client(t, func(o *s3.Options) { o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenSupported })
+
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String("good"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(head.ChecksumCRC64NVME) != good || head.ChecksumType != types.ChecksumTypeFullObject {
+		t.Fatalf("HEAD checksum %q type %q, want %s FULL_OBJECT", aws.ToString(head.ChecksumCRC64NVME), head.ChecksumType, good)
+	}
+	head, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String("good")})
+	if err != nil || head.ChecksumCRC64NVME != nil {
+		t.Fatalf("HEAD without checksum mode: %v, checksum %v (S3 sends none)", err, aws.ToString(head.ChecksumCRC64NVME))
+	}
+
+	for key, wantOK := range map[string]bool{"good": true, "bad": false} {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(out.Body)
+		out.Body.Close()
+		if wantOK && (err != nil || !bytes.Equal(got, data) || aws.ToString(out.ChecksumCRC64NVME) != good) {
+			t.Fatalf("GET %s: %d bytes, %v, checksum %q", key, len(got), err, aws.ToString(out.ChecksumCRC64NVME))
+		}
+		if !wantOK && (err == nil || !strings.Contains(err.Error(), "checksum")) {
+			t.Fatalf("GET %s: %v; want the SDK to refuse a body that does not match the checksum sent with it", key, err)
+		}
+	}
+
+	anon := newEnv(t, false, false)
+	anon.be.put(testBucket, "good", data, func(i *ObjectInfo) { i.Checksums = Checksums{CRC64NVME: good, Type: "FULL_OBJECT"} })
+	status, rh, _ := anon.do(t, "GET", "/"+testBucket+"/good", map[string]string{"X-Amz-Checksum-Mode": "ENABLED"}, nil)
+	if status != http.StatusOK || rh.Get("X-Amz-Checksum-Crc64nvme") != good || rh.Get("X-Amz-Checksum-Type") != "FULL_OBJECT" {
+		t.Fatalf("full GET: status %d, checksum %q", status, rh.Get("X-Amz-Checksum-Crc64nvme"))
+	}
+	for _, tc := range []struct{ query, rng string }{
+		{"", "bytes=0-99"}, {"", "bytes=-1"}, {"", "bytes=0-"}, {"?partNumber=1", ""},
+	} {
+		hdr := map[string]string{"X-Amz-Checksum-Mode": "ENABLED"}
+		if tc.rng != "" {
+			hdr["Range"] = tc.rng
+		}
+		status, rh, _ := anon.do(t, "GET", "/"+testBucket+"/good"+tc.query, hdr, nil)
+		if status/100 != 2 || rh.Get("X-Amz-Checksum-Crc64nvme") != "" || rh.Get("X-Amz-Checksum-Type") != "" {
+			t.Fatalf("GET %+v: status %d, checksum headers %q %q", tc, status, rh.Get("X-Amz-Checksum-Crc64nvme"), rh.Get("X-Amz-Checksum-Type"))
+		}
+	}
 }

@@ -29,6 +29,7 @@ func toGatewayInfo(o origin.ObjectInfo) gateway.ObjectInfo {
 		ContentType: o.ContentType, LastModified: o.LastModified, Metadata: maps.Clone(o.Metadata),
 		CacheControl: o.CacheControl, ContentDisposition: o.ContentDisposition,
 		ContentEncoding: o.ContentEncoding, ContentLanguage: o.ContentLanguage,
+		Checksums: gateway.Checksums(o.Checksums),
 	}
 }
 

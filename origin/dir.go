@@ -61,11 +61,13 @@ func (c DirConfig) Validate() error {
 //
 // ETags: an object written through Dir gets S3's ETag (quoted hex MD5, or
 // "<md5 of part md5s>-N" for multipart), remembered in a sidecar together
-// with the file's size, mtime and inode. A file whose sidecar is missing or
-// stale (written by something else) gets a cheap strong ETag instead,
-// "<hex sha256(size|mtime-ns|inode)>": it changes whenever the file does and
-// never requires reading the file. S3 clients compare ETags only for
-// equality; the 64-digit form can not be mistaken for an MD5.
+// with the file's version: size, mtime, inode, ctime and a fingerprint of
+// its first and last 64 KiB. A file whose sidecar is missing or no longer
+// matches (changed by something else) gets a strong ETag derived from that
+// version instead, "<hex sha256(version)>", read without hashing the whole
+// file. S3 clients compare ETags only for equality; the 64-digit form can
+// not be mistaken for an MD5. What this detects, and what it cannot, is in
+// the package documentation ("The file origin").
 //
 // Keys that a file tree can not represent are rejected with
 // ErrInvalidArgument: empty segments ("a//b"), "." or "..", a leading or
@@ -101,6 +103,8 @@ type dirMeta struct {
 	Size               int64             `json:"size"`
 	MtimeNs            int64             `json:"mtime_ns"`
 	Ino                uint64            `json:"ino"`
+	CtimeNs            int64             `json:"ctime_ns,omitempty"` // absent in sidecars written before it
+	Fingerprint        string            `json:"fp,omitempty"`       // likewise
 	ContentType        string            `json:"content_type,omitempty"`
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	CacheControl       string            `json:"cache_control,omitempty"`
@@ -183,41 +187,39 @@ func metaPath(bucket, key string) string {
 	return path.Join(bucket, metaDirName, h[:2], h+".json")
 }
 
-func inode(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Ino)
-	}
-	return 0
-}
-
-func derivedETag(fi fs.FileInfo) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d|%d|%d", fi.Size(), fi.ModTime().UnixNano(), inode(fi)))
-	return `"` + hex.EncodeToString(sum[:]) + `"`
-}
-
-// readMeta returns the sidecar for key if it still describes fi.
-func (d *Dir) readMeta(bucket, key string, fi fs.FileInfo) (dirMeta, bool) {
+// readMeta returns the sidecar for key if it still describes st: the same
+// size, mtime, inode, ctime and fingerprint. A sidecar from before ctime
+// and fingerprint were recorded is taken when the rest matches (what it
+// promised when it was written) and is brought up to date, so objects
+// written through Dir keep their ETag and metadata across the upgrade.
+func (d *Dir) readMeta(bucket, key string, st fileState) (dirMeta, bool) {
 	data, err := d.root.ReadFile(metaPath(bucket, key))
 	if err != nil {
 		return dirMeta{}, false
 	}
 	var m dirMeta
-	if json.Unmarshal(data, &m) != nil || m.Key != key || m.Size != fi.Size() ||
-		m.MtimeNs != fi.ModTime().UnixNano() || m.Ino != inode(fi) {
+	if json.Unmarshal(data, &m) != nil || m.Key != key || m.Size != st.v.Size ||
+		m.MtimeNs != st.v.MtimeNs || m.Ino != st.v.Ino {
 		return dirMeta{}, false
 	}
-	return m, true
+	if m.CtimeNs == 0 && m.Fingerprint == "" {
+		m.CtimeNs, m.Fingerprint = st.v.CtimeNs, st.fp
+		_ = d.writeMeta(bucket, key, m) // best effort: a read-only tree still answers
+		return m, true
+	}
+	return m, m.CtimeNs == st.v.CtimeNs && m.Fingerprint == st.fp
 }
 
-func (d *Dir) info(bucket, key string, fi fs.FileInfo) ObjectInfo {
+func (d *Dir) info(bucket, key string, st fileState) ObjectInfo {
 	info := ObjectInfo{
 		Bucket:       bucket,
 		Key:          key,
-		Size:         fi.Size(),
-		LastModified: fi.ModTime().UTC(),
+		Size:         st.v.Size,
+		LastModified: st.fi.ModTime().UTC(),
 	}
-	if m, ok := d.readMeta(bucket, key, fi); ok {
+	if m, ok := d.readMeta(bucket, key, st); ok {
 		info.ETag = m.ETag
+		info.ETagIsMD5 = etagIsPlainMD5(m.ETag) // Dir computed it from the bytes (PutObject)
 		info.ContentType = m.ContentType
 		info.Metadata = m.Metadata
 		info.CacheControl = m.CacheControl
@@ -225,12 +227,35 @@ func (d *Dir) info(bucket, key string, fi fs.FileInfo) ObjectInfo {
 		info.ContentEncoding = m.ContentEncoding
 		info.ContentLanguage = m.ContentLanguage
 	} else {
-		info.ETag = derivedETag(fi)
+		info.ETag = derivedETag(st)
 	}
 	if info.ContentType == "" {
 		info.ContentType = contentTypeFor(key)
 	}
 	return info
+}
+
+// open opens bucket/key and reads its current version. The caller closes
+// the file.
+func (d *Dir) open(op, bucket, key string) (*os.File, fileState, error) {
+	tgt := target(bucket, key)
+	p := path.Join(bucket, key)
+	// Look before opening: opening a FIFO would block until a writer came.
+	if fi, err := d.root.Stat(p); err != nil {
+		return nil, fileState{}, fsErr(op, tgt, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fileState{}, fmt.Errorf("origin: dir %s %s: %w", op, tgt, errNotRegular)
+	}
+	f, err := d.root.Open(p)
+	if err != nil {
+		return nil, fileState{}, fsErr(op, tgt, err)
+	}
+	st, err := readState(f)
+	if err != nil {
+		f.Close()
+		return nil, fileState{}, fmt.Errorf("origin: dir %s %s: %w", op, tgt, err)
+	}
+	return f, st, nil
 }
 
 func contentTypeFor(key string) string {
@@ -248,14 +273,12 @@ func (d *Dir) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, e
 	if err := d.checkObject("HeadObject", bucket, key); err != nil {
 		return ObjectInfo{}, err
 	}
-	fi, err := d.root.Stat(path.Join(bucket, key))
+	f, st, err := d.open("HeadObject", bucket, key)
 	if err != nil {
-		return ObjectInfo{}, fsErr("HeadObject", target(bucket, key), err)
+		return ObjectInfo{}, err
 	}
-	if !fi.Mode().IsRegular() {
-		return ObjectInfo{}, fmt.Errorf("origin: dir HeadObject %s: %w", target(bucket, key), ErrNotFound)
-	}
-	return d.info(bucket, key, fi), nil
+	f.Close()
+	return d.info(bucket, key, st), nil
 }
 
 // etagMatch compares ETags for If-Match: quotes and a weak prefix are
@@ -268,7 +291,9 @@ func etagMatch(want, have string) bool {
 // GetRange streams n bytes at off (n < 0: to the end), with S3's rules: a
 // range starting at or past the end is ErrInvalidRange (except reading a
 // whole empty object), a range past the end is cut short. A non-empty etag
-// that no longer matches fails with ErrPreconditionFailed.
+// that no longer matches the file's current version fails with
+// ErrPreconditionFailed; so does a read of the body once the file has
+// changed after it was opened (see fileBody), with or without etag.
 func (d *Dir) GetRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -280,22 +305,17 @@ func (d *Dir) GetRange(ctx context.Context, bucket, key, etag string, off, n int
 	if off < 0 {
 		return nil, fmt.Errorf("origin: dir GetObject %s: offset %d: %w", tgt, off, ErrInvalidRange)
 	}
-	f, err := d.root.Open(path.Join(bucket, key))
+	f, st, err := d.open("GetObject", bucket, key)
 	if err != nil {
-		return nil, fsErr("GetObject", tgt, err)
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("origin: dir GetObject %s: %w", tgt, ErrNotFound)
+		return nil, err
 	}
 	if etag != "" {
-		if have := d.info(bucket, key, fi).ETag; !etagMatch(etag, have) {
+		if have := d.info(bucket, key, st).ETag; !etagMatch(etag, have) {
 			f.Close()
 			return nil, fmt.Errorf("origin: dir GetObject %s: If-Match %s, have %s: %w", tgt, etag, have, ErrPreconditionFailed)
 		}
 	}
-	size := fi.Size()
+	size := st.v.Size
 	if n == 0 {
 		f.Close()
 		return io.NopCloser(strings.NewReader("")), nil
@@ -308,15 +328,8 @@ func (d *Dir) GetRange(ctx context.Context, bucket, key, etag string, off, n int
 	if n > 0 && n < length {
 		length = n
 	}
-	return &fileBody{Reader: io.NewSectionReader(f, off, length), f: f}, nil
+	return &fileBody{f: f, r: io.NewSectionReader(f, off, length), v: st.v, tgt: tgt}, nil
 }
-
-type fileBody struct {
-	io.Reader
-	f *os.File
-}
-
-func (b *fileBody) Close() error { return b.f.Close() }
 
 // ListBuckets lists the top-level directories (hidden ones excluded).
 func (d *Dir) ListBuckets(ctx context.Context) ([]Bucket, error) {
@@ -418,15 +431,16 @@ func (d *Dir) publish(op, tmp, bucket, key string, m dirMeta) (ObjectInfo, error
 		_ = d.root.Remove(tmp)
 		return ObjectInfo{}, fsErr(op, tgt, err)
 	}
-	fi, err := d.root.Stat(final)
+	f, st, err := d.open(op, bucket, key)
 	if err != nil {
-		return ObjectInfo{}, fsErr(op, tgt, err)
+		return ObjectInfo{}, err
 	}
-	m.Key, m.Size, m.MtimeNs, m.Ino = key, fi.Size(), fi.ModTime().UnixNano(), inode(fi)
+	f.Close()
+	m.Key, m.Size, m.MtimeNs, m.Ino, m.CtimeNs, m.Fingerprint = key, st.v.Size, st.v.MtimeNs, st.v.Ino, st.v.CtimeNs, st.fp
 	if err := d.writeMeta(bucket, key, m); err != nil {
 		return ObjectInfo{}, fmt.Errorf("origin: dir %s %s: write metadata: %w", op, tgt, err)
 	}
-	return d.info(bucket, key, fi), nil
+	return d.info(bucket, key, st), nil
 }
 
 func (d *Dir) writeMeta(bucket, key string, m dirMeta) error {

@@ -88,12 +88,13 @@ func (d *Dir) ListObjects(ctx context.Context, p ListParams) (ListResult, error)
 			res.CommonPrefixes = append(res.CommonPrefixes, item)
 			continue
 		}
-		fi, err := d.root.Stat(path.Join(p.Bucket, k))
+		f, st, err := d.open("ListObjects", p.Bucket, k)
 		if err != nil {
-			count-- // removed since the walk
+			count-- // removed (or being rewritten) since the walk
 			continue
 		}
-		info := d.info(p.Bucket, k, fi)
+		f.Close()
+		info := d.info(p.Bucket, k, st)
 		res.Entries = append(res.Entries, ListEntry{Key: k, Size: info.Size, ETag: info.ETag, LastModified: info.LastModified})
 	}
 	return res, nil

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/shoal-cache/shoal/internal/testenv"
@@ -100,12 +104,15 @@ func TestDirPutETagIsMD5AndSidecarIsHidden(t *testing.T) {
 	if len(bs) != 1 || bs[0].Name != "bkt" {
 		t.Fatalf("buckets %+v", bs)
 	}
+	if head, err := d.HeadObject(ctx, "bkt", "a/fox.txt"); err != nil || !head.ETagIsMD5 || head.ETag != info.ETag {
+		t.Fatalf("HEAD after put: %+v, %v: want the MD5 ETag, flagged as such", head, err)
+	}
 	// Changing the file behind Dir's back invalidates the stored MD5.
 	if err := os.WriteFile(filepath.Join(root, "bkt", "a", "fox.txt"), []byte("changed, longer content"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	head, err := d.HeadObject(ctx, "bkt", "a/fox.txt")
-	if err != nil || head.ETag == info.ETag || head.Metadata != nil {
+	if err != nil || head.ETag == info.ETag || head.Metadata != nil || head.ETagIsMD5 {
 		t.Fatalf("after external change: %+v, %v", head, err)
 	}
 	// Deleting the last key under a/ removes the empty directory.
@@ -237,4 +244,206 @@ func FuzzDirKey(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// rewriteInPlace overwrites n bytes at off of the file at p without
+// truncating it, then sets its mtime back: size and mtime stay what they
+// were, as after a careless copy tool or an in-place editor.
+func rewriteInPlace(t *testing.T, p string, off int64, data []byte) {
+	t.Helper()
+	before, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("test setup: size/mtime changed: %d %v -> %d %v", before.Size(), before.ModTime(), after.Size(), after.ModTime())
+	}
+}
+
+// TestDirDetectsInPlaceRewriteKeepingSizeAndMtime: a file rewritten in
+// place with its size and mtime restored is a new version: a new ETag, and
+// a read pinned to the old ETag fails instead of returning new bytes. The
+// rewritten bytes lie in the middle of the file, outside what the
+// fingerprint reads, so the detection rests on ctime.
+func TestDirDetectsInPlaceRewriteKeepingSizeAndMtime(t *testing.T) {
+	ctx := context.Background()
+	for _, throughDir := range []bool{false, true} {
+		name := map[bool]string{false: "external file", true: "written through Dir"}[throughDir]
+		t.Run(name, func(t *testing.T) {
+			d, root := newDir(t, "bkt")
+			p := filepath.Join(root, "bkt", "data.bin")
+			data := origintest.RandomBytes(1 << 20)
+			if throughDir {
+				if _, err := d.PutObject(ctx, origin.PutParams{Bucket: "bkt", Key: "data.bin", Body: bytes.NewReader(data), Size: int64(len(data)),
+					ContentType: "application/x-test"}); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			v1, err := d.HeadObject(ctx, "bkt", "data.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, err := d.HeadObject(ctx, "bkt", "data.bin"); err != nil || again.ETag != v1.ETag {
+				t.Fatalf("ETag of an unchanged file moved: %s then %s (%v)", v1.ETag, again.ETag, err)
+			}
+
+			changed := bytes.Repeat([]byte{0xAB}, 4096)
+			rewriteInPlace(t, p, 500_000, changed)
+
+			v2, err := d.HeadObject(ctx, "bkt", "data.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v2.ETag == v1.ETag {
+				t.Fatalf("in-place rewrite keeping size and mtime not detected: ETag stays %s", v1.ETag)
+			}
+			if v2.Size != v1.Size || !v2.LastModified.Equal(v1.LastModified) {
+				t.Fatalf("size/mtime differ: %+v vs %+v", v1, v2)
+			}
+			if throughDir && (v2.ContentType == "application/x-test") {
+				t.Fatalf("metadata of the old version kept for the new one: %+v", v2)
+			}
+			if _, err := readAll(d, "bkt", "data.bin", v1.ETag, 0, -1); !errors.Is(err, origin.ErrPreconditionFailed) {
+				t.Fatalf("GetRange pinned to the old ETag: %v, want ErrPreconditionFailed", err)
+			}
+			got, err := readAll(d, "bkt", "data.bin", v2.ETag, 0, -1)
+			want := slices.Clone(data)
+			copy(want[500_000:], changed)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("GetRange with the new ETag: %d bytes, equal %v, %v", len(got), bytes.Equal(got, want), err)
+			}
+		})
+	}
+}
+
+// TestDirBodyFailsWhenFileChangesMidRead: a body opened on one version
+// fails once the file is rewritten underneath it, rather than handing out
+// bytes of the next version and ending cleanly.
+func TestDirBodyFailsWhenFileChangesMidRead(t *testing.T) {
+	ctx := context.Background()
+	for _, etag := range []bool{true, false} {
+		t.Run(map[bool]string{true: "with If-Match", false: "without"}[etag], func(t *testing.T) {
+			d, root := newDir(t, "bkt")
+			p := filepath.Join(root, "bkt", "f")
+			data := origintest.RandomBytes(1 << 20)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			info, err := d.HeadObject(ctx, "bkt", "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pin := ""
+			if etag {
+				pin = info.ETag
+			}
+			rc, err := d.GetRange(ctx, "bkt", "f", pin, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			head := make([]byte, 1000)
+			if _, err := io.ReadFull(rc, head); err != nil || !bytes.Equal(head, data[:1000]) {
+				t.Fatalf("first bytes: %v", err)
+			}
+			rewriteInPlace(t, p, 600_000, bytes.Repeat([]byte{1}, 1000))
+			rest, err := io.ReadAll(rc)
+			if !errors.Is(err, origin.ErrPreconditionFailed) {
+				t.Fatalf("reading on after the rewrite: %d bytes, err %v, want ErrPreconditionFailed", len(rest), err)
+			}
+		})
+	}
+}
+
+// TestDirOldSidecarKeepsETag: a sidecar written before ctime and the
+// fingerprint were recorded still gives the object its MD5 ETag and
+// metadata, and is brought up to date.
+func TestDirOldSidecarKeepsETag(t *testing.T) {
+	ctx := context.Background()
+	d, root := newDir(t, "bkt")
+	data := []byte("written before the upgrade")
+	put, err := d.PutObject(ctx, origin.PutParams{Bucket: "bkt", Key: "k", Body: bytes.NewReader(data), Size: int64(len(data)),
+		Metadata: map[string]string{"a": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("k"))
+	h := hex.EncodeToString(sum[:])
+	sidecar := filepath.Join(root, "bkt", ".shoal-meta", h[:2], h+".json")
+	raw, err := os.ReadFile(sidecar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage // raw: nanosecond times do not fit a float64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["ctime_ns"]; !ok {
+		t.Fatalf("sidecar has no ctime: %s", raw)
+	}
+	delete(m, "ctime_ns")
+	delete(m, "fp")
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(sidecar, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	head, err := d.HeadObject(ctx, "bkt", "k")
+	if err != nil || head.ETag != put.ETag || head.Metadata["a"] != "b" {
+		t.Fatalf("old sidecar not honoured: %+v, %v (put ETag %s)", head, err, put.ETag)
+	}
+	if raw, _ := os.ReadFile(sidecar); !bytes.Contains(raw, []byte(`"ctime_ns"`)) {
+		t.Fatalf("old sidecar not brought up to date: %s", raw)
+	}
+	// From then on the full version is checked.
+	rewriteInPlace(t, filepath.Join(root, "bkt", "k"), 0, []byte("W"))
+	if head, err := d.HeadObject(ctx, "bkt", "k"); err != nil || head.ETag == put.ETag {
+		t.Fatalf("rewrite after the upgrade: %+v, %v", head, err)
+	}
+}
+
+func readAll(o origintest.Origin, bucket, key, etag string, off, n int64) ([]byte, error) {
+	rc, err := o.GetRange(context.Background(), bucket, key, etag, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// TestDirNamedPipeIsNoObject: a FIFO in the tree is not an object, and
+// looking at it does not block (opening one would wait for a writer).
+func TestDirNamedPipeIsNoObject(t *testing.T) {
+	d, root := newDir(t, "bkt")
+	if err := syscall.Mkfifo(filepath.Join(root, "bkt", "pipe"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := d.HeadObject(ctx, "bkt", "pipe"); !errors.Is(err, origin.ErrNotFound) {
+		t.Fatalf("HeadObject on a FIFO: %v, want ErrNotFound", err)
+	}
+	if _, err := d.GetRange(ctx, "bkt", "pipe", "", 0, -1); !errors.Is(err, origin.ErrNotFound) {
+		t.Fatalf("GetRange on a FIFO: %v, want ErrNotFound", err)
+	}
+	if _, err := d.ListObjects(ctx, origin.ListParams{Bucket: "bkt"}); err != nil {
+		t.Fatal(err)
+	}
 }

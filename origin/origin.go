@@ -1,13 +1,9 @@
-// Package origin owns Shoal's access to the system of record: an S3 (or
-// S3-compatible) service through aws-sdk-go-v2, and a local directory with
-// the same behaviour (each top-level folder is a bucket). Both types have the
-// same method set; consumers (package node) declare the small interface they
-// need. Errors are translated to this package's sentinels at this boundary.
 package origin
 
 import (
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -39,6 +35,64 @@ type ObjectInfo struct {
 	ContentDisposition string `json:"cd,omitempty"`
 	ContentEncoding    string `json:"ce,omitempty"`
 	ContentLanguage    string `json:"cl,omitempty"`
+
+	// Integrity data, as the origin reports it (nothing is computed here;
+	// package internal/integrity checks an object's bytes against it).
+	//
+	// Checksums are the object's S3 checksums (HEAD with ChecksumMode
+	// ENABLED); zero when the origin reports none.
+	Checksums Checksums `json:"ck,omitzero"`
+	// ETagIsMD5 says that ETag is the hex MD5 of the object's bytes: S3
+	// makes it so for a single-part upload (PutObject) stored without
+	// SSE-KMS or SSE-C. It is set when the ETag has 32 hex digits and no
+	// "-N" multipart suffix and the HEAD named neither KMS nor a customer
+	// key. S3-compatible servers may differ (an encrypting or compressing
+	// gateway can send 32 hex digits that are no MD5), so a mismatch says
+	// "cannot be verified this way" as much as "forged".
+	ETagIsMD5 bool `json:"md5,omitempty"`
+}
+
+// Checksum types of S3's x-amz-checksum-type.
+const (
+	// ChecksumFullObject: each value is the checksum of the whole object's
+	// bytes and can be checked by streaming them.
+	ChecksumFullObject = "FULL_OBJECT"
+	// ChecksumComposite: each value is a checksum of the parts' checksums,
+	// suffixed "-N" (N parts); checking it needs the part boundaries.
+	ChecksumComposite = "COMPOSITE"
+)
+
+// Checksums are an object's S3 checksums, each the base64 of the
+// big-endian digest, as in the x-amz-checksum-* headers. S3 keeps one
+// algorithm per object; empty fields were not reported. The field set is
+// the same as gateway.Checksums, so one converts to the other.
+type Checksums struct {
+	CRC64NVME string `json:"crc64nvme,omitempty"`
+	CRC32C    string `json:"crc32c,omitempty"`
+	CRC32     string `json:"crc32,omitempty"`
+	SHA1      string `json:"sha1,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	// Type is ChecksumFullObject, ChecksumComposite, or "" when the origin
+	// did not say (then a value with a "-N" suffix is composite).
+	Type string `json:"type,omitempty"`
+}
+
+// IsZero reports whether no checksum was reported.
+func (c Checksums) IsZero() bool { return c == Checksums{} }
+
+// etagIsPlainMD5 reports whether an ETag has the form of an MD5: 32 hex
+// digits (quotes allowed), no multipart suffix.
+func etagIsPlainMD5(etag string) bool {
+	e := strings.Trim(etag, `"`)
+	if len(e) != 32 {
+		return false
+	}
+	for _, c := range e {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // ListParams are ListObjectsV2 parameters.

@@ -157,11 +157,26 @@ func unsignedPayload(o *s3.Options) {
 
 func target(bucket, key string) string { return bucket + "/" + key }
 
+// budget bounds one call by RetryBudget: its context ends with cause
+// errRetryBudget when the budget runs out (translateS3 makes that
+// ErrUnavailable). For calls whose answer is complete with its headers;
+// GetRange keeps its body out of the budget itself.
+func (s *S3) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, s.cfg.RetryBudget, errRetryBudget)
+}
+
 // HeadObject returns an object's metadata. S3 answers a HEAD on a missing
 // bucket with a bare 404, so that case is reported as ErrNotFound.
 func (s *S3) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	err = translateS3(ctx, "HeadObject", target(bucket, key), err)
+	bctx, cancel := s.budget(ctx)
+	defer cancel()
+	out, err := s.client.HeadObject(bctx, &s3.HeadObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key),
+		// Ask for the object's checksums: integrity data the node can
+		// check a whole object against (S3 sends none without it).
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	err = translateS3(bctx, "HeadObject", target(bucket, key), err)
 	if errors.Is(err, ErrNotFound) {
 		// A HEAD answer has no body, so S3 cannot say whether the key or the
 		// bucket is missing; ask, so that callers can answer NoSuchBucket.
@@ -185,13 +200,30 @@ func (s *S3) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, er
 		ContentDisposition: aws.ToString(out.ContentDisposition),
 		ContentEncoding:    aws.ToString(out.ContentEncoding),
 		ContentLanguage:    aws.ToString(out.ContentLanguage),
+		Checksums: Checksums{
+			CRC64NVME: aws.ToString(out.ChecksumCRC64NVME),
+			CRC32C:    aws.ToString(out.ChecksumCRC32C),
+			CRC32:     aws.ToString(out.ChecksumCRC32),
+			SHA1:      aws.ToString(out.ChecksumSHA1),
+			SHA256:    aws.ToString(out.ChecksumSHA256),
+			Type:      string(out.ChecksumType),
+		},
+		ETagIsMD5: etagIsPlainMD5(aws.ToString(out.ETag)) && etagKeepsMD5(out.ServerSideEncryption, aws.ToString(out.SSECustomerAlgorithm)),
 	}, nil
+}
+
+// etagKeepsMD5 reports whether S3 keeps a single-part ETag the MD5 of the
+// bytes under this encryption: yes with none or SSE-S3 (AES256); no with
+// SSE-KMS, DSSE-KMS or SSE-C, and unknown (so no) with anything newer.
+func etagKeepsMD5(sse types.ServerSideEncryption, customerAlgorithm string) bool {
+	return customerAlgorithm == "" && (sse == "" || sse == types.ServerSideEncryptionAes256)
 }
 
 // GetRange streams n bytes at off (n < 0: to the end; n == 0: an empty body
 // without a request). A non-empty etag is sent as If-Match, so a changed
 // object fails with ErrPreconditionFailed. The request holds one of
-// MaxInFlight slots until the body is closed; callers must close it. A body
+// MaxInFlight slots until the body is closed; callers must close it. The
+// attempts up to the response headers are bounded by RetryBudget; a body
 // that makes no progress for IdleTimeout fails with ErrUnavailable.
 func (s *S3) GetRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {
 	if off < 0 {
@@ -206,9 +238,15 @@ func (s *S3) GetRange(ctx context.Context, bucket, key, etag string, off, n int6
 		return nil, fmt.Errorf("origin: s3 GetObject %s: waiting for an in-flight slot: %w", target(bucket, key), ctx.Err())
 	}
 	s.m.inflight.Inc()
+	// The retry budget covers the attempts up to the response headers; the
+	// body lives on in gctx until it is closed.
+	gctx, cancel := context.WithCancelCause(ctx)
+	budget := time.AfterFunc(s.cfg.RetryBudget, func() { cancel(errRetryBudget) })
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
+			budget.Stop()
+			cancel(nil)
 			s.m.inflight.Dec()
 			<-s.sem
 		})
@@ -225,8 +263,13 @@ func (s *S3) GetRange(ctx context.Context, bucket, key, etag string, off, n int6
 	if etag != "" {
 		in.IfMatch = aws.String(etag)
 	}
-	out, err := s.client.GetObject(ctx, in)
-	err = translateS3(ctx, "GetObject", target(bucket, key), err)
+	out, err := s.client.GetObject(gctx, in)
+	if err == nil && !budget.Stop() {
+		// The budget ran out as the headers came: the body's context is gone.
+		out.Body.Close()
+		err = errRetryBudget
+	}
+	err = translateS3(gctx, "GetObject", target(bucket, key), err)
 	if err == nil && ranged && out.ContentRange == nil {
 		out.Body.Close()
 		err = fmt.Errorf("origin: s3 GetObject %s: server ignored the Range header: %w", target(bucket, key), ErrUnavailable)
@@ -306,8 +349,10 @@ func (s *S3) ListObjects(ctx context.Context, p ListParams) (ListResult, error) 
 	if p.MaxKeys > 0 {
 		in.MaxKeys = aws.Int32(int32(min(p.MaxKeys, 1000)))
 	}
-	out, err := s.client.ListObjectsV2(ctx, in)
-	err = translateS3(ctx, "ListObjectsV2", p.Bucket, err)
+	bctx, cancel := s.budget(ctx)
+	defer cancel()
+	out, err := s.client.ListObjectsV2(bctx, in)
+	err = translateS3(bctx, "ListObjectsV2", p.Bucket, err)
 	s.m.observe("list", err)
 	if err != nil {
 		return ListResult{}, err
@@ -335,8 +380,10 @@ func (s *S3) ListBuckets(ctx context.Context) ([]Bucket, error) {
 	var buckets []Bucket
 	in := &s3.ListBucketsInput{}
 	for {
-		out, err := s.client.ListBuckets(ctx, in)
-		err = translateS3(ctx, "ListBuckets", "", err)
+		bctx, cancel := s.budget(ctx)
+		out, err := s.client.ListBuckets(bctx, in)
+		err = translateS3(bctx, "ListBuckets", "", err)
+		cancel()
 		s.m.observe("list_buckets", err)
 		if err != nil {
 			return nil, err
@@ -354,8 +401,10 @@ func (s *S3) ListBuckets(ctx context.Context) ([]Bucket, error) {
 // HeadBucket checks that a bucket exists and is accessible and returns its
 // region (the configured region when the server does not say).
 func (s *S3) HeadBucket(ctx context.Context, bucket string) (string, error) {
-	out, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
-	err = translateS3(ctx, "HeadBucket", bucket, err)
+	bctx, cancel := s.budget(ctx)
+	defer cancel()
+	out, err := s.client.HeadBucket(bctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	err = translateS3(bctx, "HeadBucket", bucket, err)
 	if errors.Is(err, ErrNotFound) {
 		err = fmt.Errorf("origin: s3 HeadBucket %s: %w", bucket, ErrNoSuchBucket)
 	}
@@ -407,6 +456,7 @@ func (s *S3) PutObject(ctx context.Context, p PutParams) (ObjectInfo, error) {
 		ContentType:  p.ContentType,
 		Metadata:     lowerKeys(p.Metadata),
 		LastModified: responseDate(out.ResultMetadata),
+		ETagIsMD5:    etagIsPlainMD5(aws.ToString(out.ETag)) && etagKeepsMD5(out.ServerSideEncryption, aws.ToString(out.SSECustomerAlgorithm)),
 	}
 	return info, nil
 }
@@ -479,8 +529,10 @@ func (s *S3) putUnknownSize(ctx context.Context, p PutParams) (ObjectInfo, error
 
 // DeleteObject removes an object; deleting a missing key succeeds (as in S3).
 func (s *S3) DeleteObject(ctx context.Context, bucket, key string) error {
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	err = translateS3(ctx, "DeleteObject", target(bucket, key), err)
+	bctx, cancel := s.budget(ctx)
+	defer cancel()
+	_, err := s.client.DeleteObject(bctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	err = translateS3(bctx, "DeleteObject", target(bucket, key), err)
 	s.m.observe("delete", err)
 	return err
 }
@@ -491,8 +543,10 @@ func (s *S3) CreateMultipartUpload(ctx context.Context, bucket, key, contentType
 	if contentType != "" {
 		in.ContentType = aws.String(contentType)
 	}
-	out, err := s.client.CreateMultipartUpload(ctx, in)
-	err = translateS3(ctx, "CreateMultipartUpload", target(bucket, key), err)
+	bctx, cancel := s.budget(ctx)
+	defer cancel()
+	out, err := s.client.CreateMultipartUpload(bctx, in)
+	err = translateS3(bctx, "CreateMultipartUpload", target(bucket, key), err)
 	s.m.observe("create_multipart", err)
 	if err != nil {
 		return "", err
@@ -565,10 +619,12 @@ func (s *S3) CompleteMultipartUpload(ctx context.Context, bucket, key, uploadID 
 
 // AbortMultipartUpload discards an upload and its parts.
 func (s *S3) AbortMultipartUpload(ctx context.Context, bucket, key, uploadID string) error {
-	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+	bctx, cancel := s.budget(ctx)
+	defer cancel()
+	_, err := s.client.AbortMultipartUpload(bctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
 	})
-	err = translateS3(ctx, "AbortMultipartUpload", target(bucket, key), err)
+	err = translateS3(bctx, "AbortMultipartUpload", target(bucket, key), err)
 	s.m.observe("abort_multipart", err)
 	return err
 }

@@ -15,7 +15,8 @@ const (
 	// small enough not to look like a burst to S3's per-prefix throttling.
 	DefaultMaxInFlight = 64
 	// DefaultMaxRetries is the number of retries after the first attempt;
-	// with the default backoff they span roughly 10 s of origin trouble.
+	// with the default backoff they span roughly 10 s of origin trouble
+	// (less when DefaultRetryBudget runs out first).
 	DefaultMaxRetries = 5
 	// DefaultRetryBaseDelay is the first backoff step (full jitter).
 	DefaultRetryBaseDelay = 200 * time.Millisecond
@@ -24,8 +25,19 @@ const (
 	// DefaultConnectTimeout bounds TCP connect (+TLS handshake).
 	DefaultConnectTimeout = 10 * time.Second
 	// DefaultHeaderTimeout bounds the wait for response headers of one
-	// attempt (S3 answers in tens of ms; minutes means it is stuck).
-	DefaultHeaderTimeout = 30 * time.Second
+	// attempt. S3 sends headers within tens of milliseconds (a few hundred
+	// at its tail), whatever the object's size, so 10 s without them means
+	// the connection or the server is stuck: give up on it and retry on a
+	// new connection instead of waiting for more.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultRetryBudget bounds one call (HEAD, ranged GET, listing, ...)
+	// from its first attempt to the response headers of its last, retries
+	// and backoff included, so a server that accepts connections and never
+	// answers costs a caller at most this long, not (retries+1) header
+	// timeouts: 30 s lets two stuck attempts and their backoff run, then
+	// fails with ErrUnavailable. Bodies are not timed (IdleTimeout watches
+	// them), nor are uploads, which take as long as their bytes need.
+	DefaultRetryBudget = 30 * time.Second
 	// DefaultIdleTimeout is the longest a response body may make no progress
 	// before it is aborted. There is deliberately no total timeout: a 100 GiB
 	// body may take as long as it needs while it keeps moving.
@@ -59,6 +71,11 @@ type S3Config struct {
 	ConnectTimeout time.Duration // default DefaultConnectTimeout
 	HeaderTimeout  time.Duration // default DefaultHeaderTimeout
 	IdleTimeout    time.Duration // body read without progress; default DefaultIdleTimeout
+	// RetryBudget bounds one call, every attempt and backoff up to the
+	// response headers, after which it fails with ErrUnavailable (default
+	// DefaultRetryBudget). PutObject, UploadPart and CompleteMultipartUpload
+	// are not bounded by it (their duration follows the bytes sent).
+	RetryBudget time.Duration
 	// AccessKey and SecretKey (and optional SessionToken) are static
 	// credentials. When empty, the standard AWS chain is used (environment,
 	// shared config/profile, web identity, IMDS).
@@ -91,6 +108,9 @@ func (c *S3Config) setDefaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.RetryBudget == 0 {
+		c.RetryBudget = DefaultRetryBudget
+	}
 }
 
 // Validate reports a configuration error, wrapping ErrInvalidArgument. Zero
@@ -106,7 +126,7 @@ func (c S3Config) Validate() error {
 		return bad("MaxRetries %d < -1", c.MaxRetries)
 	case c.RetryBaseDelay < 0 || c.RetryMaxBackoff < 0:
 		return bad("negative retry backoff")
-	case c.ConnectTimeout < 0 || c.HeaderTimeout < 0 || c.IdleTimeout < 0:
+	case c.ConnectTimeout < 0 || c.HeaderTimeout < 0 || c.IdleTimeout < 0 || c.RetryBudget < 0:
 		return bad("negative timeout")
 	case (c.AccessKey == "") != (c.SecretKey == ""):
 		return bad("AccessKey and SecretKey must be set together")

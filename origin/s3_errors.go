@@ -11,12 +11,20 @@ import (
 	"github.com/aws/smithy-go"
 )
 
+// errRetryBudget is the cause of a call's context when its RetryBudget
+// runs out.
+var errRetryBudget = errors.New("retry budget exhausted")
+
 // translateS3 maps an SDK error to this package's sentinels, keeping the
 // cause: "origin: s3 GetObject b/k: origin: no such key: <sdk error>".
-// Caller cancellation stays a context error, not ErrUnavailable.
+// Caller cancellation stays a context error, not ErrUnavailable; a call
+// whose retry budget ran out (ctx from S3.budget) is ErrUnavailable.
 func translateS3(ctx context.Context, op, target string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(context.Cause(ctx), errRetryBudget) {
+		return fmt.Errorf("origin: s3 %s %s: no answer within the retry budget: %w: %w", op, target, ErrUnavailable, err)
 	}
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return fmt.Errorf("origin: s3 %s %s: %w", op, target, err)

@@ -3,12 +3,16 @@ package origin_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shoal-cache/shoal/internal/integrity"
 	"github.com/shoal-cache/shoal/internal/testenv"
 	"github.com/shoal-cache/shoal/origin"
 	"github.com/shoal-cache/shoal/origin/origintest"
@@ -289,5 +294,173 @@ func TestS3ConfigValidate(t *testing.T) {
 	}
 	if err := (origin.S3Config{}).Validate(); err != nil {
 		t.Errorf("zero config: %v", err)
+	}
+}
+
+// TestS3HeadReportsIntegrityData: the S3 test server keeps a full-object
+// CRC64NVME of every object (as S3 does since December 2024) and single-part MD5
+// ETags; HEAD passes both on, and never calls a multipart ETag an MD5.
+func TestS3HeadReportsIntegrityData(t *testing.T) {
+	s := testenv.StartS3(t)
+	s.CreateBucket(t, "bkt")
+	data := origintest.RandomBytes(50_000)
+	s.PutObject(t, "bkt", "k", data)
+	o := newS3Origin(t, s, origin.S3Config{})
+	ctx := context.Background()
+	info, err := o.HeadObject(ctx, "bkt", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(data)
+	if !info.ETagIsMD5 || info.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
+		t.Fatalf("single-part object: ETag %s, ETagIsMD5 %v", info.ETag, info.ETagIsMD5)
+	}
+	if want := integrity.EncodeCRC64(integrity.ChecksumCRC64NVME(data)); info.Checksums.CRC64NVME != want || info.Checksums.Type != origin.ChecksumFullObject {
+		t.Fatalf("checksums %+v, want CRC64NVME %s FULL_OBJECT", info.Checksums, want)
+	}
+	big := origintest.RandomBytes(9 << 20)
+	mp, err := o.PutObject(ctx, origin.PutParams{Bucket: "bkt", Key: "mp", Body: io.MultiReader(bytes.NewReader(big)), Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mp.ETagIsMD5 || !strings.HasSuffix(mp.ETag, `-2"`) {
+		t.Fatalf("multipart object: ETag %s, ETagIsMD5 %v", mp.ETag, mp.ETagIsMD5)
+	}
+}
+
+// hungServer accepts TCP connections and reads from them but never writes
+// a byte: an S3 endpoint that is up but stuck. It counts connections.
+type hungServer struct {
+	ln    net.Listener
+	conns atomic.Int64
+	mu    sync.Mutex // guards open
+	open  []net.Conn
+}
+
+func startHungServer(t *testing.T) *hungServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hungServer{ln: ln}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.conns.Add(1)
+			h.mu.Lock()
+			h.open = append(h.open, c)
+			h.mu.Unlock()
+			go io.Copy(io.Discard, c) // take the request, answer nothing
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.open {
+			c.Close()
+		}
+	})
+	return h
+}
+
+func (h *hungServer) origin(t *testing.T, cfg origin.S3Config) *origin.S3 {
+	t.Helper()
+	cfg.Endpoint, cfg.Region, cfg.PathStyle, cfg.AccessKey, cfg.SecretKey = "http://"+h.ln.Addr().String(), "us-east-1", true, "a", "s"
+	o, err := origin.NewS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestS3HungServerFailsInBoundedTime: against a server that accepts
+// connections and never answers, a HEAD or ranged GET fails with
+// ErrUnavailable once its attempts have each waited HeaderTimeout, or once
+// RetryBudget has run out, whichever is first; not after the caller's own
+// deadline.
+func TestS3HungServerFailsInBoundedTime(t *testing.T) {
+	// The caller's context only catches a call that is not bounded at all.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	call := func(o *origin.S3, get bool) (time.Duration, error) {
+		start := time.Now()
+		var err error
+		if get {
+			var rc io.ReadCloser
+			if rc, err = o.GetRange(ctx, "bkt", "k", `"etag"`, 0, 100); err == nil {
+				rc.Close()
+			}
+		} else {
+			_, err = o.HeadObject(ctx, "bkt", "k")
+		}
+		return time.Since(start), err
+	}
+	for _, get := range []bool{false, true} {
+		op := map[bool]string{false: "HeadObject", true: "GetRange"}[get]
+		t.Run(op+"/header timeout per attempt", func(t *testing.T) {
+			h := startHungServer(t)
+			o := h.origin(t, origin.S3Config{HeaderTimeout: 200 * time.Millisecond, MaxRetries: 2,
+				RetryBaseDelay: 10 * time.Millisecond, RetryMaxBackoff: 20 * time.Millisecond})
+			took, err := call(o, get)
+			if !errors.Is(err, origin.ErrUnavailable) || ctx.Err() != nil {
+				t.Fatalf("%s on a hung server: %v after %v, want ErrUnavailable", op, err, took)
+			}
+			if n := h.conns.Load(); n != 3 {
+				t.Fatalf("%d connections, want 3 (one per attempt: 1 + 2 retries)", n)
+			}
+		})
+		t.Run(op+"/retry budget caps the attempts", func(t *testing.T) {
+			h := startHungServer(t)
+			const budget = 300 * time.Millisecond
+			// One attempt alone would wait 30 s for headers; the budget ends it.
+			o := h.origin(t, origin.S3Config{HeaderTimeout: 30 * time.Second, RetryBudget: budget})
+			took, err := call(o, get)
+			if !errors.Is(err, origin.ErrUnavailable) || !strings.Contains(err.Error(), "retry budget") {
+				t.Fatalf("%s on a hung server: %v after %v, want ErrUnavailable (retry budget)", op, err, took)
+			}
+			if took > 10*time.Second { // a third of one header timeout: only the budget can have ended it
+				t.Fatalf("%s took %v with a budget of %v", op, took, budget)
+			}
+		})
+	}
+}
+
+// TestS3RetryBudgetSparesSlowBodies: the budget ends at the response
+// headers; a body that keeps moving may take longer than the budget.
+func TestS3RetryBudgetSparesSlowBodies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "80")
+		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+		w.WriteHeader(http.StatusOK)
+		for range 8 {
+			w.Write([]byte("0123456789"))
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	o, err := origin.NewS3(context.Background(), origin.S3Config{
+		Endpoint: srv.URL, Region: "us-east-1", PathStyle: true, AccessKey: "a", SecretKey: "s",
+		RetryBudget: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := o.GetRange(context.Background(), "bkt", "k", "", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil || len(got) != 80 {
+		t.Fatalf("slow body: %d bytes, %v", len(got), err)
 	}
 }

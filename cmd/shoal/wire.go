@@ -75,15 +75,27 @@ func newOrigin(ctx context.Context, c *config.Config, log *slog.Logger, reg prom
 		return o, nil
 	}
 	o, err := origin.NewS3(ctx, origin.S3Config{
-		Endpoint:    c.S3Endpoint,
-		Region:      c.S3Region,
-		PathStyle:   c.S3PathStyle,
-		MaxInFlight: c.S3MaxInflight,
+		Endpoint:      c.S3Endpoint,
+		Region:        c.S3Region,
+		PathStyle:     c.S3PathStyle,
+		MaxInFlight:   c.S3MaxInflight,
+		HeaderTimeout: c.S3HeaderTimeout,
+		MaxRetries:    s3MaxRetries(c.S3MaxRetries),
+		RetryBudget:   c.S3RetryBudget,
 	}, origin.WithLogger(log), origin.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("origin s3: %w", err)
 	}
 	return o, nil
+}
+
+// s3MaxRetries maps --s3-max-retries (0: none) to origin.S3Config, where 0
+// selects the default and -1 disables retries.
+func s3MaxRetries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // build constructs origin, block store, catalog, node and gateway. On error

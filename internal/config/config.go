@@ -26,6 +26,12 @@ type Config struct {
 	S3Region      string `yaml:"s3-region"`
 	S3PathStyle   bool   `yaml:"s3-path-style"`
 	S3MaxInflight int    `yaml:"s3-max-inflight"`
+	// S3HeaderTimeout bounds one attempt's wait for response headers,
+	// S3MaxRetries the attempts after the first (0: none), S3RetryBudget a
+	// whole call up to its response headers (see origin.S3Config).
+	S3HeaderTimeout time.Duration `yaml:"s3-header-timeout"`
+	S3MaxRetries    int           `yaml:"s3-max-retries"`
+	S3RetryBudget   time.Duration `yaml:"s3-retry-budget"`
 
 	GatewayListen          string `yaml:"gateway-listen"`
 	GatewayAccessKey       string `yaml:"gateway-access-key"`
@@ -135,6 +141,15 @@ func (c *Config) Validate() error {
 	}
 	if c.S3MaxInflight < 1 || c.S3MaxInflight > 4096 {
 		bad("s3-max-inflight", "%d: want 1..4096", c.S3MaxInflight)
+	}
+	if c.S3HeaderTimeout <= 0 {
+		bad("s3-header-timeout", "%s: want a positive duration", c.S3HeaderTimeout)
+	}
+	if c.S3MaxRetries < 0 || c.S3MaxRetries > 20 {
+		bad("s3-max-retries", "%d: want 0 (no retries) .. 20", c.S3MaxRetries)
+	}
+	if c.S3RetryBudget <= 0 {
+		bad("s3-retry-budget", "%s: want a positive duration", c.S3RetryBudget)
 	}
 	checkAddr := func(opt, addr string) {
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/shoal-cache/shoal/origin"
 )
 
 func TestParseSize(t *testing.T) {
@@ -118,6 +120,10 @@ func TestDefaults(t *testing.T) {
 	if c.S3MaxInflight != 64 || c.LogLevel != "info" || c.LogFormat != "text" {
 		t.Errorf("defaults = %+v", c)
 	}
+	// The documented defaults are the origin's own.
+	if c.S3HeaderTimeout != origin.DefaultHeaderTimeout || c.S3MaxRetries != origin.DefaultMaxRetries || c.S3RetryBudget != origin.DefaultRetryBudget {
+		t.Errorf("origin timeouts = %s, %d retries, budget %s", c.S3HeaderTimeout, c.S3MaxRetries, c.S3RetryBudget)
+	}
 }
 
 func TestPrecedence(t *testing.T) {
@@ -195,6 +201,9 @@ func TestErrors(t *testing.T) {
 		{name: "bad log format", args: []string{"--log-format", "xml"}, want: "log-format"},
 		{name: "bad endpoint", args: []string{"--s3-endpoint", "localhost:9000"}, want: "s3-endpoint"},
 		{name: "negative ttl", args: []string{"--list-ttl", "-1s"}, want: "list-ttl"},
+		{name: "zero header timeout", args: []string{"--s3-header-timeout", "0s"}, want: "s3-header-timeout"},
+		{name: "negative retries", env: map[string]string{"SHOAL_S3_MAX_RETRIES": "-1"}, want: "s3-max-retries"},
+		{name: "zero retry budget", file: "s3-retry-budget: 0s\n", want: "s3-retry-budget"},
 		{name: "bad immutable", args: []string{"--immutable", "s3://b/p"}, want: "immutable"},
 		{name: "missing file", args: []string{"--config", "/nonexistent/shoal.yaml"}, want: "config file"},
 	}

@@ -124,6 +124,17 @@ func Options() []Option {
 		{Name: "s3-max-inflight", Arg: "N", Default: "64",
 			Help: "maximum concurrent ranged GETs to the origin",
 			set:  integer(func(c *Config) *int { return &c.S3MaxInflight })},
+		// The three below are origin.DefaultHeaderTimeout, DefaultMaxRetries
+		// and DefaultRetryBudget; origin/s3_config.go says why.
+		{Name: "s3-header-timeout", Arg: "DURATION", Default: "10s",
+			Help: "how long one origin request may wait for response headers before it is retried",
+			set:  duration(func(c *Config) *time.Duration { return &c.S3HeaderTimeout })},
+		{Name: "s3-max-retries", Arg: "N", Default: "5",
+			Help: "origin retries after the first attempt (0: none)",
+			set:  integer(func(c *Config) *int { return &c.S3MaxRetries })},
+		{Name: "s3-retry-budget", Arg: "DURATION", Default: "30s",
+			Help: "longest one origin call (HEAD, ranged GET, listing) may take up to its response headers, retries included, before it fails as unavailable; bodies and uploads are not limited",
+			set:  duration(func(c *Config) *time.Duration { return &c.S3RetryBudget })},
 		{Name: "gateway-listen", Arg: "ADDR", Default: "127.0.0.1:7070",
 			Help: "S3 gateway listen address (port 0 picks a free port; the actual address is logged)",
 			set:  str(func(c *Config) *string { return &c.GatewayListen })},

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-cache/shoal/internal/integrity"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -39,6 +40,12 @@ type Env struct {
 	CreateBucket func(t testing.TB, bucket string)
 	// Seed writes an object without going through Origin; the bucket exists.
 	Seed func(t testing.TB, bucket, key string, data []byte)
+	// SeedChecksum writes an object as an S3 client does when it sends a
+	// checksum (PutObject with ChecksumAlgorithm alg, one of the
+	// integrity algorithms but MD5). Nil for an origin that has no such
+	// thing (the file origin); the suite then checks only that whatever
+	// integrity data the origin reports is true.
+	SeedChecksum func(t testing.TB, bucket, key string, data []byte, alg integrity.Algorithm)
 }
 
 // Run runs the suite; newEnv is called once per subtest.
@@ -57,6 +64,8 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"Multipart", testMultipart},
 		{"MultipartErrors", testMultipartErrors},
 		{"Buckets", testBuckets},
+		{"IntegrityClaimsAreTrue", testIntegrityClaimsAreTrue},
+		{"ChecksumsOnHead", testChecksumsOnHead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newEnv(t)) })
@@ -463,5 +472,123 @@ func testBuckets(t *testing.T, e Env) {
 	region, err := e.Origin.HeadBucket(ctx, "alpha")
 	if err != nil || region == "" {
 		t.Fatalf("HeadBucket = %q, %v", region, err)
+	}
+}
+
+// wants lists the integrity data info claims, for integrity.NewChecker.
+func wants(info origin.ObjectInfo) []integrity.Want {
+	var ws []integrity.Want
+	c := info.Checksums
+	for _, w := range []integrity.Want{
+		{Algorithm: integrity.CRC64NVME, Value: c.CRC64NVME},
+		{Algorithm: integrity.CRC32C, Value: c.CRC32C},
+		{Algorithm: integrity.CRC32, Value: c.CRC32},
+		{Algorithm: integrity.SHA1, Value: c.SHA1},
+		{Algorithm: integrity.SHA256, Value: c.SHA256},
+	} {
+		if w.Value != "" {
+			ws = append(ws, w)
+		}
+	}
+	if info.ETagIsMD5 {
+		ws = append(ws, integrity.Want{Algorithm: integrity.MD5, Value: info.ETag})
+	}
+	return ws
+}
+
+// checkClaims fails the test unless every full-object claim in info holds
+// for data. Composite checksums are skipped: they need the part boundaries.
+func checkClaims(t *testing.T, what string, info origin.ObjectInfo, data []byte) {
+	t.Helper()
+	if info.Checksums.Type == origin.ChecksumComposite {
+		info.Checksums = origin.Checksums{}
+	}
+	c, err := integrity.NewChecker(wants(info)...)
+	if err != nil {
+		t.Fatalf("%s: the origin reports integrity data that cannot be checked: %+v: %v", what, info, err)
+	}
+	c.Write(data)
+	if err := c.Verify(); err != nil {
+		t.Fatalf("%s: the origin's integrity data is false: %v", what, err)
+	}
+}
+
+// testIntegrityClaimsAreTrue: an origin need not report integrity data, but
+// what it reports must hold, for objects seeded behind its back, written
+// through it, and assembled from parts.
+func testIntegrityClaimsAreTrue(t *testing.T, e Env) {
+	ctx := ctxT(t)
+	e.CreateBucket(t, "bkt")
+	seeded := RandomBytes(200_000)
+	e.Seed(t, "bkt", "seeded", seeded)
+	info, err := e.Origin.HeadObject(ctx, "bkt", "seeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkClaims(t, "seeded object", info, seeded)
+
+	put := RandomBytes(100_000)
+	if _, err := e.Origin.PutObject(ctx, origin.PutParams{Bucket: "bkt", Key: "put", Body: bytes.NewReader(put), Size: int64(len(put))}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = e.Origin.HeadObject(ctx, "bkt", "put"); err != nil {
+		t.Fatal(err)
+	}
+	checkClaims(t, "object written through the origin", info, put)
+
+	p1, p2 := RandomBytes(5<<20), RandomBytes(1000)
+	id, err := e.Origin.CreateMultipartUpload(ctx, "bkt", "mp", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := e.Origin.UploadPart(ctx, "bkt", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := e.Origin.UploadPart(ctx, "bkt", "mp", id, 2, bytes.NewReader(p2), int64(len(p2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Origin.CompleteMultipartUpload(ctx, "bkt", "mp", id, []origin.CompletedPart{{PartNumber: 1, ETag: e1}, {PartNumber: 2, ETag: e2}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = e.Origin.HeadObject(ctx, "bkt", "mp"); err != nil {
+		t.Fatal(err)
+	}
+	if info.ETagIsMD5 {
+		t.Fatalf("multipart ETag %s claimed to be an MD5", info.ETag)
+	}
+	checkClaims(t, "multipart object", info, append(p1, p2...))
+}
+
+// testChecksumsOnHead: an object uploaded with a checksum has that
+// checksum, of the whole object, on HEAD.
+func testChecksumsOnHead(t *testing.T, e Env) {
+	if e.SeedChecksum == nil {
+		t.Skip("this origin has no checksums to report")
+	}
+	ctx := ctxT(t)
+	e.CreateBucket(t, "bkt")
+	data := RandomBytes(300_001)
+	for _, alg := range []integrity.Algorithm{integrity.CRC64NVME, integrity.CRC32C, integrity.CRC32, integrity.SHA1, integrity.SHA256} {
+		t.Run(string(alg), func(t *testing.T) {
+			key := "sum-" + string(alg)
+			e.SeedChecksum(t, "bkt", key, data, alg)
+			info, err := e.Origin.HeadObject(ctx, "bkt", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[integrity.Algorithm]string{}
+			for _, w := range wants(info) {
+				got[w.Algorithm] = w.Value
+			}
+			if got[alg] == "" {
+				t.Fatalf("HEAD reports no %s checksum: %+v", alg, info.Checksums)
+			}
+			if info.Checksums.Type != origin.ChecksumFullObject {
+				t.Fatalf("checksum type %q, want %s", info.Checksums.Type, origin.ChecksumFullObject)
+			}
+			checkClaims(t, "object uploaded with "+string(alg), info, data)
+		})
 	}
 }
