@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/node/originfetch"
 	"github.com/shoal-cache/shoal/origin"
@@ -78,6 +79,9 @@ type access struct {
 	// ahead: serving the chunk as its home starts the home's read-ahead
 	// (not for the read-ahead's own fetches).
 	ahead bool
+	// bounded: a client waits for the chunk at most OriginWait (the first
+	// chunk of a GET, before the response has begun).
+	bounded bool
 }
 
 // errShortChunk: a source returned the wrong number of bytes.
@@ -137,7 +141,13 @@ func (n *Node) readChunk(ctx context.Context, v catalog.Version, i int64, how ac
 	if r.t == nil {
 		return r.hit, r.release, nil
 	}
-	d, err := r.t.wait(ctx)
+	var d chunkData
+	if how.bounded {
+		d, err = r.t.waitAtMost(ctx, n.cfg.OriginWait)
+		err = n.waitedTooLong(err)
+	} else {
+		d, err = r.t.wait(ctx)
+	}
 	if err == nil {
 		n.served(r, how, v, i)
 	}
@@ -295,6 +305,17 @@ func (n *Node) hashOf(v catalog.Version) content.Hash {
 		return n.cfg.Hash
 	}
 	return content.Hash(v.Hash)
+}
+
+// waitedTooLong turns a client's ended wait (errWaitBound) into what the
+// client is told: the service is unavailable, try again shortly. Other
+// errors pass as they are.
+func (n *Node) waitedTooLong(err error) error {
+	if !errors.Is(err, errWaitBound) {
+		return err
+	}
+	n.m.clientWaits.Add(1)
+	return gateway.WithRetryAfter(fmt.Errorf("node: no answer from the origin in time: %w: %w", err, origin.ErrUnavailable), originRetryAfter)
 }
 
 // errOriginMismatch: the origin's bytes for a version differ from what the

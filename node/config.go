@@ -47,6 +47,19 @@ const (
 	DefaultClusterReadAhead = 16
 	// DefaultPinConcurrency: objects fetched at once by Pin/Prefetch.
 	DefaultPinConcurrency = 4
+	// DefaultOriginWait: how long a client waits for an answer that needs
+	// the origin (a HEAD, the first chunk of a GET) before it gets a 503
+	// with Retry-After, while the node goes on trying for the others. S3
+	// clients retry a 503 with backoff; a client left without an answer for
+	// minutes (30 s header timeout x 5 retries, before) retries nothing.
+	// 15 s is above any healthy origin's first byte (a cold 4 MiB chunk
+	// needs only 2.2 Mbit/s to arrive in that time) and below the idle
+	// timeouts of common clients and load balancers (60 s).
+	DefaultOriginWait = 15 * time.Second
+	// originRetryAfter is the Retry-After a client waiting on the origin is
+	// given: the origin client's own retries of one call take a few
+	// seconds.
+	originRetryAfter = 5 * time.Second
 
 	// DefaultOriginStreams: origin fetches of one version in flight
 	// cluster-wide (each node runs its share, lowest chunk index first). One
@@ -116,6 +129,11 @@ type Config struct {
 	ReadAhead int
 	// PinConcurrency: objects fetched at once by Pin and Prefetch (default 4).
 	PinConcurrency int
+	// OriginWait bounds how long a client waits for an answer that needs
+	// the origin, a HEAD or the first chunk of a GET (default 15 s;
+	// negative: no bound); then it gets ErrUnavailable with a Retry-After
+	// hint while the fetch goes on for the others.
+	OriginWait time.Duration
 	// Fetch tunes how chunks the node does not hold are fetched.
 	Fetch FetchPolicy
 }
@@ -220,6 +238,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PinConcurrency == 0 {
 		c.PinConcurrency = DefaultPinConcurrency
+	}
+	if c.OriginWait == 0 {
+		c.OriginWait = DefaultOriginWait
 	}
 	c.Fetch = c.Fetch.withDefaults()
 	return c

@@ -163,6 +163,8 @@ type fakeOrigin struct {
 	calls   map[string]int         // method -> calls
 	down    bool
 	gate    chan struct{}
+	// headGate (if set) blocks HeadObject until closed.
+	headGate chan struct{}
 	failKey string
 	// stalls is how many GetRange responses of a key deliver stallAt
 	// bytes and then nothing until closed.
@@ -266,6 +268,16 @@ var epoch = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 func (o *fakeOrigin) HeadObject(ctx context.Context, bucket, key string) (origin.ObjectInfo, error) {
 	if err := o.enter("HeadObject"); err != nil {
 		return origin.ObjectInfo{}, err
+	}
+	o.mu.Lock()
+	gate := o.headGate
+	o.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return origin.ObjectInfo{}, ctx.Err()
+		}
 	}
 	ob, err := o.get(bucket, key)
 	if err != nil {

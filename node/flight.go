@@ -2,7 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // flight is a singleflight whose shared call runs detached from the caller
@@ -102,6 +105,38 @@ func (t *ticket[T, P]) wait(ctx context.Context) (T, error) {
 		t.leave()
 		var zero T
 		return zero, ctx.Err()
+	}
+}
+
+// errWaitBound: a caller's bounded wait ended before the call did.
+var errWaitBound = errors.New("node: gave up waiting")
+
+// waitAtMost is wait for a caller who waits at most bound (bound <= 0: no
+// bound). When the bound passes first it returns errWaitBound, and the
+// ticket is kept until the call ends (by a goroutine counted in the
+// flight's group), so the call goes on for the other holders and for the
+// next caller instead of being cancelled with the last one who left.
+func (t *ticket[T, P]) waitAtMost(ctx context.Context, bound time.Duration) (T, error) {
+	if bound <= 0 {
+		return t.wait(ctx)
+	}
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	select {
+	case <-t.c.done:
+		t.leave()
+		return t.c.val, t.c.err
+	case <-ctx.Done():
+		t.leave()
+		var zero T
+		return zero, ctx.Err()
+	case <-timer.C:
+		t.g.wg.Go(func() {
+			<-t.c.done
+			t.leave()
+		})
+		var zero T
+		return zero, fmt.Errorf("%w after %v", errWaitBound, bound)
 	}
 }
 

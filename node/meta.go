@@ -67,24 +67,33 @@ func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (cat
 	}
 	n.m.metaMisses.Add(1)
 	place := n.placement()
-	o, shared, err := n.revalidateShared(ctx, bucket, key, place, asHome || place.metaHomeOf(bucket, key))
-	if shared {
+	home := asHome || place.metaHomeOf(bucket, key)
+	t, err := n.joinRevalidate(bucket, key, place, home)
+	if err != nil {
+		return catalog.Object{}, err
+	}
+	if t.shared {
 		n.m.shared.Add(1)
 	}
-	return o, err
+	if asHome {
+		// A peer asking has its own timeouts.
+		return t.wait(ctx)
+	}
+	o, err = t.waitAtMost(ctx, n.cfg.OriginWait)
+	return o, n.waitedTooLong(err)
 }
 
-// revalidateShared runs revalidate in bucket/key's flight for the role:
-// as for chunks (see chunkFlightKey), requests that will not forward
-// share one flight per key, those that may forward another, and a
+// joinRevalidate joins (or starts) bucket/key's revalidation flight for
+// the role: as for chunks (see chunkFlightKey), requests that will not
+// forward share one flight per key, those that may forward another, and a
 // forwarding flight that reaches this node's own place among the key's
 // homes joins the home flight (one HEAD per key on this node).
-func (n *Node) revalidateShared(ctx context.Context, bucket, key string, place placement, home bool) (catalog.Object, bool, error) {
+func (n *Node) joinRevalidate(bucket, key string, place placement, home bool) (*ticket[catalog.Object, struct{}], error) {
 	fk := objKey(bucket, key)
 	if home {
 		fk += "\x00h"
 	}
-	return n.heads.Do(ctx, fk, func(ctx context.Context) (catalog.Object, error) {
+	return n.heads.join(fk, func(ctx context.Context, _ func(struct{})) (catalog.Object, error) {
 		return n.revalidate(ctx, bucket, key, place, home)
 	})
 }
@@ -113,8 +122,11 @@ func (n *Node) revalidate(ctx context.Context, bucket, key string, place placeme
 			if err := ctx.Err(); err != nil {
 				return catalog.Object{}, err
 			}
-			o, _, err := n.revalidateShared(ctx, bucket, key, place, true)
-			return o, err
+			t, err := n.joinRevalidate(bucket, key, place, true)
+			if err != nil {
+				return catalog.Object{}, err
+			}
+			return t.wait(ctx)
 		}
 	}
 	if !done {

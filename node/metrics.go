@@ -21,6 +21,7 @@ type metrics struct {
 	providesQueued     atomic.Int64 // CIDs handed to the router to announce
 	providesFailed     atomic.Int64 // announcements refused or dropped
 	tasksDropped       atomic.Int64 // background tasks dropped: queue full or not running
+	clientWaits        atomic.Int64 // clients given up on after OriginWait (503 Retry-After)
 	heads              atomic.Int64
 	shared             atomic.Int64
 	stale              atomic.Int64
@@ -52,6 +53,7 @@ func newMetrics(reg prometheus.Registerer, oc *originfetch.Counters) (*metrics, 
 		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &oc.Bytes),
 		counter("origin_hedges_total", "Origin range requests sent a second time because the first had no answer within the stall time.", nil, &oc.Hedges),
 		counter("origin_resumes_total", "Origin responses that stalled mid-chunk and were asked again for the missing bytes.", nil, &oc.Resumes),
+		counter("origin_wait_exceeded_total", "Client requests answered 503 (Retry-After) because the origin gave no answer within --origin-wait; the fetch went on.", nil, &m.clientWaits),
 		counter("background_tasks_dropped_total", "Background tasks (home read-ahead, manifest lookups) dropped because the queue was full or Run was not running.", nil, &m.tasksDropped),
 		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),
 		counter("shared_fetches_total", "Chunk or metadata fetches joined by a reader that did not start them (singleflight).", nil, &m.shared),

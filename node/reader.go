@@ -32,13 +32,13 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 	r := &chunkReader{
 		n: n, v: v, ctx: ctx, cancel: func() {},
 		off: off, end: off + length,
-		next: off / v.ChunkSize, last: (off + length - 1) / v.ChunkSize,
+		first: off / v.ChunkSize, next: off / v.ChunkSize, last: (off + length - 1) / v.ChunkSize,
 	}
 	if r.next == r.last {
 		// One chunk (every small object): fetch it here, without a
 		// goroutine, its hand-over or a context of its own to cancel.
 		p := &pendingChunk{i: r.next, done: make(chan struct{})}
-		p.data, p.release, p.err = n.readerChunk(ctx, v, p.i)
+		p.data, p.release, p.err = n.readerChunk(ctx, v, p.i, true)
 		close(p.done)
 		r.next++
 		r.pending = append(r.pending, p)
@@ -55,8 +55,9 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 
 // readerChunk is chunk i of v for a reader, borrowed from the store on a
 // hit (release, never nil, gives it back).
-func (n *Node) readerChunk(ctx context.Context, v catalog.Version, i int64) ([]byte, func(), error) {
-	d, release, err := n.readChunk(ctx, v, i, access{borrow: true, ahead: true})
+// The first chunk of a read is waited for at most OriginWait (bounded).
+func (n *Node) readerChunk(ctx context.Context, v catalog.Version, i int64, bounded bool) ([]byte, func(), error) {
+	d, release, err := n.readChunk(ctx, v, i, access{borrow: true, ahead: true, bounded: bounded})
 	return d.data, release, err
 }
 
@@ -77,6 +78,7 @@ type chunkReader struct {
 	wg     sync.WaitGroup // fetch goroutines
 
 	off, end   int64 // remaining byte range of the object [off, end)
+	first      int64 // first chunk of the read
 	next, last int64 // next chunk to launch; last chunk needed
 	pending    []*pendingChunk
 	cur        []byte // unread part of the current chunk
@@ -111,7 +113,7 @@ func (r *chunkReader) fill() {
 		go func() {
 			defer r.wg.Done()
 			defer close(p.done)
-			p.data, p.release, p.err = r.n.readerChunk(r.ctx, r.v, p.i)
+			p.data, p.release, p.err = r.n.readerChunk(r.ctx, r.v, p.i, p.i == r.first)
 		}()
 	}
 }

@@ -106,7 +106,7 @@ func (cl *cluster) runners(c *config.Config, n *node.Node, log *slog.Logger, reg
 	if err != nil {
 		return nil, fmt.Errorf("p2p transfer server: %w", err)
 	}
-	rs := []runner{{"transfer server", srv.Run}, {"node", n.Run}}
+	rs := []runner{{"transfer server", srv.Run}}
 	sources, err := cl.sources(c)
 	if err != nil {
 		return nil, err

@@ -66,7 +66,24 @@ func gatewayCredentials(c *config.Config) ([]gateway.Credential, error) {
 // originAPI is the method set both origins share (what node.New takes).
 type originAPI = node.Origin
 
-func newOrigin(ctx context.Context, c *config.Config, log *slog.Logger, reg prometheus.Registerer) (originAPI, error) {
+// newOrigin builds the configured origin inside a health tracker (for
+// /readyz and the origin metrics).
+func newOrigin(ctx context.Context, c *config.Config, log *slog.Logger, reg prometheus.Registerer) (*origin.Health, error) {
+	o, err := newInnerOrigin(ctx, c, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	h, err := origin.NewHealth(o, origin.HealthConfig{}, origin.WithHealthLogger(log), origin.WithHealthRegisterer(reg))
+	if err != nil {
+		if cl, ok := o.(io.Closer); ok {
+			cl.Close()
+		}
+		return nil, fmt.Errorf("origin health: %w", err)
+	}
+	return h, nil
+}
+
+func newInnerOrigin(ctx context.Context, c *config.Config, log *slog.Logger, reg prometheus.Registerer) (originAPI, error) {
 	if dir := c.OriginDir(); dir != "" {
 		o, err := origin.NewDir(origin.DirConfig{Root: dir})
 		if err != nil {
@@ -119,9 +136,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := org.(io.Closer); ok {
-		closers = append(closers, cl.Close)
-	}
+	closers = append(closers, org.Close)
 
 	mem, err := blockstore.NewMemory(blockstore.MemoryConfig{BudgetBytes: int64(c.MemCache)},
 		blockstore.WithMemoryLogger(log), blockstore.WithMemoryRegisterer(reg))
@@ -167,6 +182,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		Immutable:   c.Immutable,
 		ListTTL:     c.ListTTL,
 		ReadAhead:   c.ReadAhead,
+		OriginWait:  c.OriginWait,
 		Fetch: node.FetchPolicy{
 			Origin:        originfetch.Policy{Slots: c.OriginFetches, Stall: c.OriginStall},
 			OriginStreams: c.OriginStreams,
@@ -178,8 +194,9 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	}
 	closers = append(closers, n.Close)
 
-	// Index maintenance of the disk tier; the tiered writer runs until Close.
-	runners := []runner{{"disk tier", disk.Run}}
+	// Index maintenance of the disk tier (the tiered writer runs until
+	// Close) and the node's background work.
+	runners := []runner{{"disk tier", disk.Run}, {"node", n.Run}}
 	if cl != nil {
 		rs, err := cl.runners(c, n, log, reg)
 		if err != nil {
@@ -200,7 +217,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 
 	return &parts{
 		gateway: gw,
-		admin:   adminBackend{n: n, cluster: cl},
+		admin:   adminBackend{n: n, cluster: cl, origin: org},
 		runners: runners,
 		cluster: cl,
 		close:   closeAll,
@@ -211,6 +228,14 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 type adminBackend struct {
 	n       *node.Node
 	cluster *cluster // nil in single-node mode
+	origin  *origin.Health
+}
+
+// Checks is /readyz's detail: the origin's health (not critical: a node
+// whose origin is down still serves what it holds).
+func (a adminBackend) Checks(context.Context) []admin.Check {
+	ok, why := a.origin.State()
+	return []admin.Check{{Name: "origin", OK: ok, Detail: why}}
 }
 
 // status is /v1/status: the node's figures, plus P2P when it is on.

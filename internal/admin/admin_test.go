@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,12 +18,22 @@ import (
 type fakeNode struct {
 	mu    sync.Mutex
 	calls []string
+	// storeDown adds a failing critical check.
+	storeDown atomic.Bool
 }
 
 func (f *fakeNode) record(op, bucket, prefix string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, op+" "+bucket+"/"+prefix)
+}
+
+func (f *fakeNode) Checks(context.Context) []Check {
+	cs := []Check{{Name: "origin", OK: false, Detail: "3 calls failed"}}
+	if f.storeDown.Load() {
+		cs = append(cs, Check{Name: "store", Detail: "closed", Critical: true})
+	}
+	return cs
 }
 
 func (f *fakeNode) Status(context.Context) (any, error) {
@@ -93,7 +104,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 }
 
 func TestHealthReadyMetrics(t *testing.T) {
-	s, _, _, base := start(t)
+	s, fake, _, base := start(t)
 	if code, _ := get(t, base+"/healthz"); code != 200 {
 		t.Fatalf("healthz = %d", code)
 	}
@@ -101,9 +112,16 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatalf("readyz before ready = %d", code)
 	}
 	s.SetReady(true)
-	if code, _ := get(t, base+"/readyz"); code != 200 {
-		t.Fatalf("readyz = %d", code)
+	// A degraded origin is reported, but the node stays ready (it serves
+	// what it holds).
+	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "origin: degraded: 3 calls failed") {
+		t.Fatalf("readyz = %d %q", code, body)
 	}
+	fake.storeDown.Store(true)
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "store: degraded: closed") {
+		t.Fatalf("readyz with a critical check failing = %d %q", code, body)
+	}
+	fake.storeDown.Store(false)
 	code, body := get(t, base+"/metrics")
 	if code != 200 || !strings.Contains(body, "shoal_test_total 1") {
 		t.Fatalf("metrics = %d %q", code, body)

@@ -19,9 +19,21 @@ import (
 // JSON as they are, so the node's own result types define the wire format.
 type Backend interface {
 	Status(ctx context.Context) (any, error)
+	// Checks reports the state of the node's parts for /readyz. A failing
+	// check that is not Critical (an origin that is down: the node still
+	// serves what it holds) is reported but keeps the node ready.
+	Checks(ctx context.Context) []Check
 	Pin(ctx context.Context, bucket, prefix string) (any, error)
 	Unpin(ctx context.Context, bucket, prefix string) (any, error)
 	Prefetch(ctx context.Context, bucket, prefix string) (any, error)
+}
+
+// Check is one part's state in /readyz.
+type Check struct {
+	Name     string // e.g. "origin"
+	OK       bool
+	Detail   string // why not OK
+	Critical bool   // a failing critical check makes the node not ready
 }
 
 // ErrBadRequest marks a Backend error caused by the request (400).
@@ -65,12 +77,30 @@ func New(be Backend, opts ...Option) *Server {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		io.WriteString(w, "ready\n")
+		// One line per check after the verdict: "origin: ok" or
+		// "origin: degraded: <why>".
+		var b strings.Builder
+		ready := true
+		for _, c := range s.be.Checks(r.Context()) {
+			if c.OK {
+				fmt.Fprintf(&b, "%s: ok\n", c.Name)
+				continue
+			}
+			ready = ready && !c.Critical
+			fmt.Fprintf(&b, "%s: degraded: %s\n", c.Name, c.Detail)
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n"+b.String())
+			return
+		}
+		io.WriteString(w, "ready\n"+b.String())
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {

@@ -50,6 +50,9 @@ type Config struct {
 	// ReadAhead: chunks fetched ahead of a reader; 0 keeps the node's
 	// default (4 alone, 16 in a cluster).
 	ReadAhead int `yaml:"read-ahead"`
+	// OriginWait: how long a client waits for an answer needing the origin
+	// before a 503 with Retry-After.
+	OriginWait time.Duration `yaml:"origin-wait"`
 	// Fetch tuning (0: the node's default; see docs/FETCH.md).
 	OriginFetches int           `yaml:"origin-fetches"`
 	OriginStall   time.Duration `yaml:"origin-stall"`
@@ -183,6 +186,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadAhead < 0 || c.ReadAhead > 256 {
 		bad("read-ahead", "%d: want 0 (default) .. 256", c.ReadAhead)
+	}
+	if c.OriginWait < 0 {
+		bad("origin-wait", "%s is negative", c.OriginWait)
 	}
 	if c.OriginFetches < 0 || c.OriginFetches > 4096 {
 		bad("origin-fetches", "%d: want 0 (default) .. 4096", c.OriginFetches)

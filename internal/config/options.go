@@ -179,6 +179,11 @@ func Options() []Option {
 		{Name: "read-ahead", Arg: "N", Default: "0",
 			Help: "chunks fetched ahead of each reader (0: the node's default, 4 alone, 16 in a cluster)",
 			set:  integer(func(c *Config) *int { return &c.ReadAhead })},
+		// 15 s: above a healthy origin's first byte, below the 60 s idle
+		// timeouts of common clients and load balancers (see node.DefaultOriginWait).
+		{Name: "origin-wait", Arg: "DURATION", Default: "15s",
+			Help: "how long a client waits for an answer that needs the origin (a HEAD, the first chunk of a GET) before a 503 with Retry-After; the node keeps trying",
+			set:  duration(func(c *Config) *time.Duration { return &c.OriginWait })},
 		{Name: "origin-fetches", Arg: "N", Default: "0",
 			Help: "origin chunk fetches in flight on this node (0: the default, 16)",
 			set:  integer(func(c *Config) *int { return &c.OriginFetches })},
