@@ -137,11 +137,45 @@ type authResult struct {
 	amzDate    string
 	scope      string
 	seedSig    string // the request signature, seed of chunk signatures
+	// payload is the request's x-amz-content-sha256 value, the one the
+	// signature covered: what the body is decoded and verified by.
+	payload string
+}
+
+// declaredPayload returns the x-amz-content-sha256 a request declares, the
+// one value both the signature check and the body check use. A presigned
+// URL's query parameter is signed, so it wins; a header that says anything
+// else is refused rather than ignored.
+func declaredPayload(r *http.Request, q url.Values) (string, error) {
+	hv := r.Header.Values("X-Amz-Content-Sha256")
+	qv := q["X-Amz-Content-Sha256"]
+	if len(hv) > 1 || len(qv) > 1 {
+		return "", errInvalidArgument.with("x-amz-content-sha256 is given more than once.")
+	}
+	switch {
+	case len(qv) == 1 && len(hv) == 1 && qv[0] != hv[0]:
+		return "", errInvalidArgument.with("The x-amz-content-sha256 header conflicts with the X-Amz-Content-Sha256 query parameter.")
+	case len(qv) == 1:
+		return qv[0], nil
+	case len(hv) == 1:
+		return hv[0], nil
+	}
+	return "", nil
 }
 
 // authenticate verifies the request's SigV4 signature (header or presigned
 // query). With no credentials configured, everything is anonymous.
 func (g *Gateway) authenticate(r *http.Request, q url.Values) (authResult, error) {
+	payload, err := declaredPayload(r, q)
+	if err != nil {
+		return authResult{}, err
+	}
+	res, err := g.verify(r, q, payload)
+	res.payload = payload
+	return res, err
+}
+
+func (g *Gateway) verify(r *http.Request, q url.Values, payload string) (authResult, error) {
 	if len(g.secrets) == 0 {
 		return authResult{anonymous: true}, nil
 	}
@@ -154,9 +188,9 @@ func (g *Gateway) authenticate(r *http.Request, q url.Values) (authResult, error
 		if q.Has("X-Amz-Signature") {
 			return authResult{}, errInvalidArgument.with("Only one auth mechanism allowed.")
 		}
-		return g.verifyHeaderAuth(r, q, authz)
+		return g.verifyHeaderAuth(r, q, authz, payload)
 	case q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential"):
-		return g.verifyPresigned(r, q)
+		return g.verifyPresigned(r, q, payload)
 	case q.Has("AWSAccessKeyId") || q.Has("Signature"):
 		return authResult{}, errAccessDenied.with("Signature Version 2 is not supported; use AWS Signature Version 4.")
 	}
@@ -166,7 +200,7 @@ func (g *Gateway) authenticate(r *http.Request, q url.Values) (authResult, error
 	return authResult{}, errAccessDenied.with("Anonymous access is not allowed.")
 }
 
-func (g *Gateway) verifyHeaderAuth(r *http.Request, q url.Values, authz string) (authResult, error) {
+func (g *Gateway) verifyHeaderAuth(r *http.Request, q url.Values, authz, payload string) (authResult, error) {
 	sh, err := parseSigV4Header(authz)
 	if err != nil {
 		return authResult{}, err
@@ -191,8 +225,7 @@ func (g *Gateway) verifyHeaderAuth(r *http.Request, q url.Values, authz string) 
 	if !containsStr(sh.signedHeaders, "host") {
 		return authResult{}, errAuthHeaderMalformed.with("The host header must be signed.")
 	}
-	payload := r.Header.Get("X-Amz-Content-Sha256")
-	if payload == "" {
+	if r.Header.Get("X-Amz-Content-Sha256") == "" {
 		return authResult{}, errMissingSecurityHeader.with("Missing required header for this request: x-amz-content-sha256")
 	}
 	secret, ok := g.secrets[sh.accessKey]
@@ -203,7 +236,7 @@ func (g *Gateway) verifyHeaderAuth(r *http.Request, q url.Values, authz string) 
 	return g.checkSignature(secret, sh, amzDate, creq)
 }
 
-func (g *Gateway) verifyPresigned(r *http.Request, q url.Values) (authResult, error) {
+func (g *Gateway) verifyPresigned(r *http.Request, q url.Values, payload string) (authResult, error) {
 	for _, k := range []string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"} {
 		if len(q[k]) != 1 {
 			return authResult{}, errAuthQueryMalformed.with("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
@@ -253,10 +286,6 @@ func (g *Gateway) verifyPresigned(r *http.Request, q url.Values) (authResult, er
 	secret, ok := g.secrets[sh.accessKey]
 	if !ok {
 		return authResult{}, errInvalidAccessKeyID
-	}
-	payload := q.Get("X-Amz-Content-Sha256")
-	if payload == "" {
-		payload = r.Header.Get("X-Amz-Content-Sha256")
 	}
 	if payload == "" {
 		payload = unsignedPayload

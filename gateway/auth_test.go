@@ -311,3 +311,84 @@ func TestSignedTrailerUpload(t *testing.T) {
 		t.Error("upload with a bad checksum was committed")
 	}
 }
+
+// hashInQuery presigns with the SDK's own SigV4 presigner, putting the
+// payload's SHA-256 into the signed query (X-Amz-Content-Sha256), so the
+// URL is good for exactly one body.
+type hashInQuery struct {
+	inner s3.HTTPPresignerV4
+	sum   string
+}
+
+func (p hashInQuery) PresignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, _ string, service, region string,
+	at time.Time, optFns ...func(*v4.SignerOptions)) (string, http.Header, error) {
+	q := r.URL.Query()
+	q.Set("X-Amz-Content-Sha256", p.sum)
+	r.URL.RawQuery = q.Encode()
+	return p.inner.PresignHTTP(ctx, creds, r, p.sum, service, region, at, optFns...)
+}
+
+// The signature and the body check must read the payload hash from the
+// same place: a presigned URL that signs a body's hash accepts that body
+// only, whatever header the client adds.
+func TestPresignedPayloadHashHasOneSource(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true, false)
+	good := []byte("the body the URL was signed for")
+	sum := sha256.Sum256(good)
+	hexSum := hex.EncodeToString(sum[:])
+	pc := s3.NewPresignClient(e.client(t))
+	preq, err := pc.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("signed-body")},
+		func(o *s3.PresignOptions) { o.Presigner = hashInQuery{inner: o.Presigner, sum: hexSum} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(preq.URL, "X-Amz-Content-Sha256="+hexSum) {
+		t.Fatalf("presigned URL does not carry the hash: %s", preq.URL)
+	}
+	put := func(body []byte, hdr map[string]string) (int, string) {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodPut, preq.URL, bytes.NewReader(body))
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		resp, err := e.srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	evil := []byte("a body nobody signed")
+	for _, tc := range []struct {
+		name   string
+		hdr    map[string]string
+		status int
+		code   string
+	}{
+		{"other body", nil, 400, "XAmzContentSHA256Mismatch"},
+		{"other body, header says unsigned", map[string]string{"X-Amz-Content-Sha256": unsignedPayload}, 400, "InvalidArgument"},
+		{"other body, header carries its own hash", map[string]string{"X-Amz-Content-Sha256": hexSHA256(evil)}, 400, "InvalidArgument"},
+		{"other body, header says streaming", map[string]string{"X-Amz-Content-Sha256": streamingUnsignedTrailer, "X-Amz-Decoded-Content-Length": "20"}, 400, "InvalidArgument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := put(evil, tc.hdr)
+			if status != tc.status || errCode(body) != tc.code {
+				t.Fatalf("%d %s, want %d %s", status, body, tc.status, tc.code)
+			}
+			if d, ok := e.be.object(testBucket, "signed-body"); ok {
+				t.Fatalf("an unsigned body was stored: %q", d)
+			}
+		})
+	}
+	if status, body := put(good, map[string]string{"X-Amz-Content-Sha256": hexSum}); status != 200 {
+		t.Fatalf("signed body with the same hash in the header: %d %s", status, body)
+	}
+	if status, body := put(good, nil); status != 200 {
+		t.Fatalf("signed body: %d %s", status, body)
+	}
+	if d, _ := e.be.object(testBucket, "signed-body"); !bytes.Equal(d, good) {
+		t.Fatalf("stored %q", d)
+	}
+}

@@ -67,4 +67,9 @@ func TestAWSCLI(t *testing.T) {
 	if _, ok := e.be.object(testBucket, "cli/small.bin"); ok {
 		t.Error("rm did not delete")
 	}
+	// A recursive rm is a DeleteObjects batch, which needs a body digest.
+	run("s3", "rm", "--recursive", "s3://"+testBucket+"/cli/")
+	if _, ok := e.be.object(testBucket, "cli/large.bin"); ok {
+		t.Error("rm --recursive did not delete")
+	}
 }

@@ -59,6 +59,15 @@ type Config struct {
 	MaxObjectSize int64
 	// ServerName is the Server response header. Default DefaultServerName.
 	ServerName string
+	// AllowedHosts are further Host names ("name" for any port, or
+	// "name:port") under which anonymous requests are answered. Without
+	// them, an anonymous request must address the gateway by the local
+	// address of its connection, by localhost, 127.0.0.1 or [::1] at that
+	// port (also bucket.localhost), or by one of Domains (also
+	// bucket.DOMAIN, any port): what keeps a DNS-rebinding web page, which
+	// reaches the gateway under its own name, out. Signed requests are not
+	// checked: SigV4 binds the Host the client signed.
+	AllowedHosts []string
 }
 
 // Validate checks c and fills in defaults.
@@ -90,6 +99,13 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: domain %q", ErrInvalidConfig, c.Domains[i])
 		}
 		c.Domains[i] = d
+	}
+	for i, h := range c.AllowedHosts {
+		n, err := parseHostName(h)
+		if err != nil {
+			return fmt.Errorf("%w: allowed host %q: %w", ErrInvalidConfig, h, err)
+		}
+		c.AllowedHosts[i] = n
 	}
 	seen := make(map[string]bool, len(c.Credentials))
 	for _, cr := range c.Credentials {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -60,6 +61,8 @@ var (
 	errMissingSecurityHeader = &s3Error{"MissingSecurityHeader", http.StatusBadRequest, "Your request is missing a required header."}
 	errExpiredRequest        = &s3Error{"AccessDenied", http.StatusForbidden, "Request has expired"}
 	errPreconditionFailed    = &s3Error{"PreconditionFailed", http.StatusPreconditionFailed, "At least one of the pre-conditions you specified did not hold"}
+	errForeignHost           = &s3Error{"AccessDenied", http.StatusForbidden, "The Host header does not name this gateway."}
+	errCrossSite             = &s3Error{"AccessDenied", http.StatusForbidden, "Anonymous requests that change data are not accepted from other web sites (Origin or Sec-Fetch-Site header)."}
 	errRequestTimeout        = &s3Error{"RequestTimeout", http.StatusBadRequest, "Your socket connection to the server was not read from or written to within the timeout period."}
 )
 
@@ -91,7 +94,7 @@ func mapError(err error) *s3Error {
 		return &s3Error{"SlowDown", http.StatusServiceUnavailable, "Please reduce your request rate."}
 	case errors.Is(err, ErrNotImplemented):
 		return errNotImplemented
-	case errors.Is(err, http.ErrBodyReadAfterClose), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, http.ErrBodyReadAfterClose), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return errRequestTimeout
 	default:
 		var mbe *http.MaxBytesError

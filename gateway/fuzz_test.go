@@ -155,7 +155,8 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add("GET", "/test-bucket?list-type=2&max-keys=1&delimiter=/&encoding-type=url", "", "", []byte(nil))
 	be := newFakeBackend(testBucket)
 	be.put(testBucket, "k", []byte("hello"), nil)
-	gw, err := New(Config{AllowAnonymous: true}, be)
+	// httptest.NewRequest addresses example.com.
+	gw, err := New(Config{AllowAnonymous: true, AllowedHosts: []string{"example.com"}}, be)
 	if err != nil {
 		f.Fatal(err)
 	}

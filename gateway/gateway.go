@@ -68,6 +68,7 @@ func New(cfg Config, be Backend, opts ...Option) (*Gateway, error) {
 	}
 	cfg.Domains = append([]string(nil), cfg.Domains...)
 	cfg.Credentials = append([]Credential(nil), cfg.Credentials...)
+	cfg.AllowedHosts = append([]string(nil), cfg.AllowedHosts...)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -156,15 +157,22 @@ func (g *Gateway) serve(req *request) error {
 		return errInvalidURI.with("The query string is malformed.")
 	}
 	req.q = q
+	// Who is asking comes before what is asked: a foreign page learns
+	// nothing from how its requests would have been routed.
+	if req.auth, err = g.authenticate(r, q); err != nil {
+		return err
+	}
+	if req.auth.anonymous {
+		if err := g.checkBrowser(r); err != nil {
+			return err
+		}
+	}
 	rt, err := parseRoute(r.Method, r.Host, r.URL.Path, q, g.cfg.Domains)
 	req.rt = rt
 	if err != nil {
 		if rt.op == "" {
 			req.rt.op = opUnknown
 		}
-		return err
-	}
-	if req.auth, err = g.authenticate(r, q); err != nil {
 		return err
 	}
 	switch rt.op {

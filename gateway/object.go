@@ -347,6 +347,11 @@ type deleteError struct {
 }
 
 func (g *Gateway) deleteObjects(req *request) error {
+	// As S3 does: a batch delete must carry a digest of its body. Neither
+	// header can be set by a web page without a CORS preflight.
+	if !hasBodyDigest(req.r, req.auth.payload) {
+		return errInvalidRequest.with("Missing required header for this request: Content-MD5 or x-amz-checksum-*.")
+	}
 	var in deleteRequest
 	if err := g.readXML(req, &in); err != nil {
 		return err

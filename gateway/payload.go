@@ -124,6 +124,25 @@ func (v *verifyingReader) finish() error {
 	return io.EOF
 }
 
+// hasBodyDigest reports whether a request declares a digest of its body
+// (Content-MD5, an x-amz-checksum-* header, or a trailing checksum) that
+// uploadBody will verify; mode is the request's x-amz-content-sha256.
+func hasBodyDigest(r *http.Request, mode string) bool {
+	if r.Header.Get("Content-Md5") != "" {
+		return true
+	}
+	for name := range checksumAlgos {
+		if r.Header.Get(name) != "" {
+			return true
+		}
+	}
+	if mode != streamingSignedTrailer && mode != streamingUnsignedTrailer {
+		return false
+	}
+	_, ok := checksumAlgos[strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amz-Trailer")))]
+	return ok
+}
+
 // uploadBody prepares the request body of PutObject/UploadPart/POST XML
 // uploads: it decodes aws-chunked framing, and verifies
 // x-amz-content-sha256, Content-MD5 and x-amz-checksum-* while streaming.
@@ -131,10 +150,7 @@ func (v *verifyingReader) finish() error {
 func (g *Gateway) uploadBody(r *http.Request, auth authResult) (*verifyingReader, int64, error) {
 	v := &verifyingReader{r: r.Body, want: -1, max: g.cfg.MaxObjectSize}
 	size := r.ContentLength
-	mode := r.Header.Get("X-Amz-Content-Sha256")
-	if mode == "" && r.URL.Query().Get("X-Amz-Content-Sha256") != "" {
-		mode = r.URL.Query().Get("X-Amz-Content-Sha256")
-	}
+	mode := auth.payload // the value the signature covered, never re-read
 	switch mode {
 	case "", unsignedPayload:
 	case streamingSignedPayload, streamingSignedTrailer, streamingUnsignedTrailer:

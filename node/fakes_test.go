@@ -165,7 +165,7 @@ type fakeOrigin struct {
 	gate    chan struct{}
 	// headGate (if set) blocks HeadObject until closed.
 	headGate chan struct{}
-	failKey string
+	failKey  string
 	// stalls is how many GetRange responses of a key deliver stallAt
 	// bytes and then nothing until closed.
 	stalls  map[string]int

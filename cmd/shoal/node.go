@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/shoal-cache/shoal/internal/admin"
 	"github.com/shoal-cache/shoal/internal/config"
+	"github.com/shoal-cache/shoal/internal/httpserve"
 )
 
 // Shutdown budget: in-flight requests get this long to finish after
@@ -23,13 +25,32 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 // readHeaderTimeout bounds how long a client may take to send request
-// headers (slowloris); bodies are not bounded in time (large uploads).
+// headers (slowloris); bodies get --http-body-timeout per read instead.
 const readHeaderTimeout = 30 * time.Second
 
 // maxHeaderBytes for the gateway's http.Server: S3 allows 8 KiB of headers
 // plus 2 KiB of metadata; presigned URLs add a few KiB. The gateway handler
 // enforces its own, stricter bound.
 const maxHeaderBytes = 1 << 20
+
+// adminReservedConns are admin connections beyond --admin-max-conns that
+// serve only the health endpoints: a liveness probe keeps its answer while
+// long-running pins hold every ordinary connection. Four covers a kubelet's
+// liveness and readiness probes and a load balancer's check at once.
+const adminReservedConns = 4
+
+// healthPaths are what reserved admin connections serve.
+var healthPaths = []string{"/healthz", "/readyz"}
+
+// fileLimit returns the process's soft limit on open file descriptors
+// (Go raises it to the hard limit at start-up), or 0 if unknown.
+func fileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return rl.Cur
+}
 
 func newLogger(w io.Writer, c *config.Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
@@ -54,6 +75,58 @@ func checkListeners(c *config.Config, anonymous bool) error {
 	return nil
 }
 
+// httpServers are a node's two HTTP servers and the admin API.
+type httpServers struct {
+	gateway, admin *httpserve.Server
+	api            *admin.Server
+	gatewayMax     int // the gateway's connection cap
+}
+
+// newHTTPServers builds the gateway and admin servers over their bound
+// listeners; on error it closes both listeners.
+func newHTTPServers(c *config.Config, p *parts, gwLn, adLn net.Listener, log *slog.Logger, reg *prometheus.Registry) (_ *httpServers, err error) {
+	defer func() {
+		if err != nil {
+			gwLn.Close()
+			adLn.Close()
+		}
+	}()
+	admOpts := []admin.Option{admin.WithLogger(log), admin.WithGatherer(reg)}
+	if c.Pprof {
+		admOpts = append(admOpts, admin.WithHandler("/debug/pprof/", debugHandler()))
+	}
+	api, err := admin.New(admin.Config{AllowedHosts: c.AllowedHosts}, p.admin, admOpts...)
+	if err != nil {
+		return nil, err
+	}
+	out := &httpServers{api: api, gatewayMax: c.GatewayConnLimit(fileLimit())}
+	opts := []httpserve.Option{httpserve.WithLogger(log), httpserve.WithRegisterer(reg)}
+	out.gateway, err = httpserve.New(gwLn, p.gateway, httpserve.Config{
+		Name:              "gateway",
+		MaxConns:          out.gatewayMax,
+		IdleTimeout:       c.HTTPIdleTimeout,
+		BodyTimeout:       c.HTTPBodyTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out.admin, err = httpserve.New(adLn, api, httpserve.Config{
+		Name:              "admin",
+		MaxConns:          c.AdminMaxConns,
+		ReservedConns:     adminReservedConns,
+		ReservedPaths:     healthPaths,
+		IdleTimeout:       c.HTTPIdleTimeout,
+		BodyTimeout:       c.HTTPBodyTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // cmdNode runs a node until ctx is cancelled (SIGINT/SIGTERM).
 func cmdNode(ctx context.Context, e env, args []string) (err error) {
 	c, err := loadConfig(e, "node", args)
@@ -61,6 +134,10 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 		return err
 	}
 	log := newLogger(e.stderr, c)
+	if _, onArgv := config.RedactArgs(args); onArgv {
+		log.Warn("a secret is on the command line, where every local user can read it (ps, /proc/PID/cmdline): " +
+			"prefer --gateway-secret-key-file or SHOAL_GATEWAY_SECRET_KEY")
+	}
 	creds, err := gatewayCredentials(c)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
@@ -90,19 +167,11 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 		gwLn.Close()
 		return fmt.Errorf("admin listen: %w", err)
 	}
-	adm := admin.New(p.admin, admin.WithLogger(log), admin.WithGatherer(reg))
-
-	gwSrv := &http.Server{
-		Handler:           p.gateway,
-		ReadHeaderTimeout: readHeaderTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	srv, err := newHTTPServers(c, p, gwLn, adLn, log, reg)
+	if err != nil {
+		return err
 	}
-	adSrv := &http.Server{
-		Handler:           withDebug(adm),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	gwSrv, adSrv, adm := srv.gateway, srv.admin, srv.api
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -121,17 +190,17 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 	for _, r := range p.runners {
 		wg.Go(func() { fail(r.name, r.run(runCtx)) })
 	}
-	wg.Go(func() { fail("gateway server", gwSrv.Serve(gwLn)) })
-	wg.Go(func() { fail("admin server", adSrv.Serve(adLn)) })
+	wg.Go(func() { fail("gateway server", gwSrv.Serve()) })
+	wg.Go(func() { fail("admin server", adSrv.Serve()) })
 
 	if p.cluster != nil {
 		p.cluster.logListening(log)
 	}
-	log.Info("gateway listening", "addr", gwLn.Addr().String(), "anonymous", anonymous)
+	log.Info("gateway listening", "addr", gwLn.Addr().String(), "anonymous", anonymous, "max_conns", srv.gatewayMax)
 	if anonymous {
 		log.Warn("no gateway credentials configured: accepting anonymous requests (loopback listener only)")
 	}
-	log.Info("admin listening", "addr", adLn.Addr().String())
+	log.Info("admin listening", "addr", adLn.Addr().String(), "max_conns", c.AdminMaxConns, "pprof", c.Pprof)
 	log.Info("node started", "version", versionString(), "origin", c.Origin, "data_dir", c.DataDir,
 		"mem_cache", c.MemCache.String(), "disk_cache", c.DiskCache.String(), "chunk_size", c.ChunkSize.String())
 	adm.SetReady(true)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,7 +50,15 @@ type runner struct {
 func gatewayCredentials(c *config.Config) ([]gateway.Credential, error) {
 	var creds []gateway.Credential
 	if c.GatewayAccessKey != "" {
-		creds = append(creds, gateway.Credential{AccessKey: c.GatewayAccessKey, SecretKey: c.GatewaySecretKey})
+		secret := c.GatewaySecretKey
+		if c.GatewaySecretKeyFile != "" {
+			s, err := readSecretFile(c.GatewaySecretKeyFile)
+			if err != nil {
+				return nil, err
+			}
+			secret = s
+		}
+		creds = append(creds, gateway.Credential{AccessKey: c.GatewayAccessKey, SecretKey: secret})
 	}
 	if c.GatewayCredentialsFile != "" {
 		fc, err := gateway.LoadCredentialsFile(c.GatewayCredentialsFile)
@@ -61,6 +71,20 @@ func gatewayCredentials(c *config.Config) ([]gateway.Credential, error) {
 		creds = append(creds, fc...)
 	}
 	return creds, nil
+}
+
+// readSecretFile reads a --gateway-secret-key-file: one line, surrounding
+// white space (the trailing newline editors add) ignored.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--gateway-secret-key-file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" || strings.ContainsAny(s, "\r\n") {
+		return "", fmt.Errorf("--gateway-secret-key-file %s: want the secret key alone on one line", path)
+	}
+	return s, nil
 }
 
 // originAPI is the method set both origins share (what node.New takes).
@@ -210,6 +234,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		Domains:        c.GatewayDomains(),
 		Credentials:    creds,
 		AllowAnonymous: len(creds) == 0 && config.IsLoopback(c.GatewayListen),
+		AllowedHosts:   c.AllowedHosts,
 	}, n, gateway.WithLogger(log), gateway.WithRegisterer(reg))
 	if err != nil {
 		return nil, err

@@ -68,7 +68,10 @@ func start(t *testing.T) (*Server, *fakeNode, *Client, string) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_test_total", Help: "test"})
 	reg.MustRegister(c)
 	c.Inc()
-	s := New(fn, WithGatherer(reg))
+	s, err := New(Config{}, fn, WithGatherer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	cl, err := NewClient(ts.URL, ts.Client())
@@ -213,5 +216,132 @@ func TestNewClientBadAddr(t *testing.T) {
 		if _, err := NewClient(a, nil); err == nil {
 			t.Errorf("NewClient(%q): no error", a)
 		}
+	}
+}
+
+// send makes one request to the admin server at base with the given
+// headers ("Host" sets the Host header) and returns status and body.
+func send(t *testing.T, method, base, path string, hdr map[string]string, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, readAll(t, resp)
+}
+
+// A DNS-rebinding page reaches the loopback admin API under its own name.
+func TestForeignHostsAreRefused(t *testing.T) {
+	_, fn, _, base := start(t)
+	port := base[strings.LastIndex(base, ":")+1:]
+	for _, tc := range []struct {
+		host, path string
+		status     int
+	}{
+		{"127.0.0.1:" + port, "/v1/status", 200},
+		{"localhost:" + port, "/v1/status", 200},
+		{"[::1]:" + port, "/healthz", 200},
+		{"evil.example:" + port, "/v1/status", 403},
+		{"evil.example:" + port, "/healthz", 403},
+		{"evil.example:" + port, "/metrics", 403},
+		{"localhost:1", "/v1/status", 403},
+		{"a.localhost:" + port, "/v1/status", 403},
+	} {
+		status, body := send(t, "GET", base, tc.path, map[string]string{"Host": tc.host}, "")
+		if status != tc.status {
+			t.Errorf("Host %s %s: %d %s, want %d", tc.host, tc.path, status, body, tc.status)
+		}
+		if status == 403 && !strings.Contains(body, `"error"`) {
+			t.Errorf("refusal is not a JSON error: %s", body)
+		}
+	}
+	status, _ := send(t, "POST", base, "/v1/pin", map[string]string{"Host": "evil.example:" + port, "Content-Type": "application/json"}, `{"bucket":"data"}`)
+	if status != 403 || len(fn.calls) != 0 {
+		t.Fatalf("pin under a foreign Host: %d, backend calls %v", status, fn.calls)
+	}
+}
+
+func TestAllowedHostsOption(t *testing.T) {
+	s, err := New(Config{AllowedHosts: []string{"shoal-0.shoal.svc", "metrics.example:9100"}}, &fakeNode{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	for host, want := range map[string]int{"shoal-0.shoal.svc:7071": 200, "metrics.example:9100": 200, "metrics.example:7071": 403} {
+		if status, body := send(t, "GET", ts.URL, "/healthz", map[string]string{"Host": host}, ""); status != want {
+			t.Errorf("Host %s: %d %s, want %d", host, status, body, want)
+		}
+	}
+	for _, bad := range []string{"", "http://x", "x/y", "x:port"} {
+		if _, err := New(Config{AllowedHosts: []string{bad}}, &fakeNode{}); err == nil {
+			t.Errorf("allowed host %q accepted", bad)
+		}
+	}
+}
+
+// A page can POST text/plain or a form without a preflight; the admin API
+// takes JSON only, so such a request never reaches the node.
+func TestStateChangingRequestsNeedJSONFromThisSite(t *testing.T) {
+	_, fn, _, base := start(t)
+	body := `{"bucket":"data","prefix":""}`
+	for _, tc := range []struct {
+		name   string
+		hdr    map[string]string
+		status int
+	}{
+		{"text/plain", map[string]string{"Content-Type": "text/plain"}, 415},
+		{"form", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415},
+		{"no content type", map[string]string{}, 415},
+		{"json from another site", map[string]string{"Content-Type": "application/json", "Origin": "https://evil.example"}, 403},
+		{"json, opaque origin", map[string]string{"Content-Type": "application/json", "Origin": "null"}, 403},
+		{"json, cross-site fetch", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403},
+		{"json, same-site fetch", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-site"}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, op := range []string{"/v1/pin", "/v1/unpin", "/v1/prefetch"} {
+				if status, rb := send(t, "POST", base, op, tc.hdr, body); status != tc.status {
+					t.Errorf("%s: %d %s, want %d", op, status, rb, tc.status)
+				}
+			}
+			if len(fn.calls) != 0 {
+				t.Fatalf("the backend was called: %v", fn.calls)
+			}
+		})
+	}
+	if status, rb := send(t, "POST", base, "/v1/pin", map[string]string{"Content-Type": "application/json; charset=utf-8", "Origin": base, "Sec-Fetch-Site": "same-origin"}, body); status != 200 {
+		t.Fatalf("same-origin JSON pin: %d %s", status, rb)
+	}
+	if status, rb := send(t, "GET", base, "/v1/status", map[string]string{"Sec-Fetch-Site": "cross-site"}, ""); status != 403 {
+		t.Fatalf("cross-site status read: %d %s", status, rb)
+	}
+}
+
+func TestExtraHandlersShareTheGuard(t *testing.T) {
+	s, err := New(Config{}, &fakeNode{}, WithHandler("/debug/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "debug "+r.URL.Path)
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	if status, body := send(t, "GET", ts.URL, "/debug/x", nil, ""); status != 200 || body != "debug /debug/x" {
+		t.Fatalf("extra handler: %d %q", status, body)
+	}
+	if status, _ := send(t, "GET", ts.URL, "/debug/x", map[string]string{"Host": "evil.example"}, ""); status != 403 {
+		t.Fatalf("extra handler under a foreign Host: %d", status)
 	}
 }

@@ -10,6 +10,12 @@
 //	POST /v1/prefetch  same body
 //
 // The API has no authentication: the caller (cmd/shoal) binds it to
-// loopback unless explicitly told otherwise. Errors are JSON
-// {"error":"..."} with a 4xx/5xx status.
+// loopback unless explicitly told otherwise. So that web pages in a user's
+// browser cannot use it either, every request must name the listener in
+// its Host header (its address, localhost at its port, or a
+// Config.AllowedHosts name), requests a browser marks as sent by another
+// site (Origin, Sec-Fetch-Site) are refused, and anything but GET/HEAD
+// needs Content-Type: application/json. Extra handlers (WithHandler, e.g.
+// pprof) sit behind the same checks. Errors are JSON {"error":"..."} with
+// a 4xx/5xx status.
 package admin

@@ -51,11 +51,13 @@ const maxBody = 16 << 10
 
 // Server is the admin API handler.
 type Server struct {
+	cfg    Config
 	be     Backend
 	mux    *http.ServeMux
 	log    *slog.Logger
 	ready  atomic.Bool
 	gather prometheus.Gatherer
+	extra  []extraHandler // set by WithHandler
 }
 
 // Option configures a Server.
@@ -67,11 +69,29 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // WithGatherer sets where /metrics reads from (default: an empty registry).
 func WithGatherer(g prometheus.Gatherer) Option { return func(s *Server) { s.gather = g } }
 
+// WithHandler serves h under pattern (a ServeMux pattern such as
+// "/debug/pprof/") behind the same guard as the API itself.
+func WithHandler(pattern string, h http.Handler) Option {
+	return func(s *Server) { s.extra = append(s.extra, extraHandler{pattern, h}) }
+}
+
+type extraHandler struct {
+	pattern string
+	h       http.Handler
+}
+
 // New returns the admin handler. It reports not ready until SetReady(true).
-func New(be Backend, opts ...Option) *Server {
-	s := &Server{be: be, mux: http.NewServeMux(), log: slog.New(slog.DiscardHandler), gather: prometheus.NewRegistry()}
+func New(cfg Config, be Backend, opts ...Option) (*Server, error) {
+	cfg.AllowedHosts = append([]string(nil), cfg.AllowedHosts...)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, be: be, mux: http.NewServeMux(), log: slog.New(slog.DiscardHandler), gather: prometheus.NewRegistry()}
 	for _, o := range opts {
 		o(s)
+	}
+	for _, e := range s.extra {
+		s.mux.Handle(e.pattern, e.h)
 	}
 	s.log = s.log.With("component", "admin")
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -110,14 +130,18 @@ func New(be Backend, opts ...Option) *Server {
 	s.mux.HandleFunc("POST /v1/pin", s.prefixOp("pin", s.be.Pin))
 	s.mux.HandleFunc("POST /v1/unpin", s.prefixOp("unpin", s.be.Unpin))
 	s.mux.HandleFunc("POST /v1/prefetch", s.prefixOp("prefetch", s.be.Prefetch))
-	return s
+	return s, nil
 }
 
 // SetReady flips /readyz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.guard(w, r) {
+		s.mux.ServeHTTP(w, r)
+	}
+}
 
 func (s *Server) prefixOp(name string, op func(context.Context, string, string) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

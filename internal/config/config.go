@@ -33,9 +33,12 @@ type Config struct {
 	S3MaxRetries    int           `yaml:"s3-max-retries"`
 	S3RetryBudget   time.Duration `yaml:"s3-retry-budget"`
 
-	GatewayListen          string `yaml:"gateway-listen"`
-	GatewayAccessKey       string `yaml:"gateway-access-key"`
-	GatewaySecretKey       string `yaml:"gateway-secret-key"`
+	GatewayListen    string `yaml:"gateway-listen"`
+	GatewayAccessKey string `yaml:"gateway-access-key"`
+	GatewaySecretKey string `yaml:"gateway-secret-key"`
+	// GatewaySecretKeyFile holds the secret key (trailing white space is
+	// ignored): a secret that is neither in argv nor in the environment.
+	GatewaySecretKeyFile   string `yaml:"gateway-secret-key-file"`
 	GatewayCredentialsFile string `yaml:"gateway-credentials-file"`
 	GatewayDomain          string `yaml:"gateway-domain"`
 	GatewayRegion          string `yaml:"gateway-region"`
@@ -77,6 +80,17 @@ type Config struct {
 
 	AdminListen      string `yaml:"admin-listen"`
 	AdminAllowRemote bool   `yaml:"admin-allow-remote"`
+
+	// AllowedHosts are further Host names (name or name:port) the
+	// anonymous gateway and the admin API answer to.
+	AllowedHosts []string `yaml:"allowed-hosts"`
+	// GatewayMaxConns caps the gateway's open connections; 0 derives the
+	// cap from the file-descriptor limit (see HTTPConnLimit).
+	GatewayMaxConns int           `yaml:"gateway-max-conns"`
+	AdminMaxConns   int           `yaml:"admin-max-conns"`
+	HTTPIdleTimeout time.Duration `yaml:"http-idle-timeout"`
+	HTTPBodyTimeout time.Duration `yaml:"http-body-timeout"`
+	Pprof           bool          `yaml:"pprof"`
 
 	LogLevel  string `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
@@ -161,8 +175,11 @@ func (c *Config) Validate() error {
 	}
 	checkAddr("gateway-listen", c.GatewayListen)
 	checkAddr("admin-listen", c.AdminListen)
-	if (c.GatewayAccessKey == "") != (c.GatewaySecretKey == "") {
-		bad("gateway-access-key", "set both --gateway-access-key and --gateway-secret-key, or neither")
+	switch {
+	case c.GatewaySecretKey != "" && c.GatewaySecretKeyFile != "":
+		bad("gateway-secret-key-file", "give the secret key once: --gateway-secret-key or --gateway-secret-key-file")
+	case (c.GatewayAccessKey == "") != (c.GatewaySecretKey == "" && c.GatewaySecretKeyFile == ""):
+		bad("gateway-access-key", "set both --gateway-access-key and --gateway-secret-key (or --gateway-secret-key-file), or neither")
 	}
 	for _, d := range c.GatewayDomains() {
 		if strings.ContainsAny(d, "/: ") {
@@ -214,6 +231,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateP2P()...)
+	errs = append(errs, c.validateHTTP()...)
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)

@@ -171,7 +171,7 @@ func (c *Config) WriteYAML(w io.Writer) error {
 	if shown.GatewaySecretKey != "" {
 		shown.GatewaySecretKey = "REDACTED"
 	}
-	for _, l := range []*[]string{&shown.Immutable, &shown.P2PListen, &shown.Bootstrap} {
+	for _, l := range []*[]string{&shown.Immutable, &shown.P2PListen, &shown.Bootstrap, &shown.AllowedHosts} {
 		if *l == nil {
 			*l = []string{}
 		}

@@ -19,7 +19,10 @@ type Option struct {
 	// comma lists.
 	List bool
 	Bool bool
-	set  func(c *Config, v string) error
+	// Secret options never appear in output: `shoal config`, and the
+	// command line as the node shows it (RedactArgs).
+	Secret bool
+	set    func(c *Config, v string) error
 	// field is the list a List option accumulates into; a layer that sets
 	// the option (file, environment, flags) replaces the lower layers' list.
 	field func(c *Config) *[]string
@@ -141,9 +144,12 @@ func Options() []Option {
 		{Name: "gateway-access-key", Arg: "KEY", Default: "",
 			Help: "access key clients must sign with (SigV4); with no keys, anonymous access is allowed on loopback only",
 			set:  str(func(c *Config) *string { return &c.GatewayAccessKey })},
-		{Name: "gateway-secret-key", Arg: "SECRET", Default: "",
-			Help: "secret key for --gateway-access-key (prefer SHOAL_GATEWAY_SECRET_KEY or the credentials file)",
+		{Name: "gateway-secret-key", Arg: "SECRET", Default: "", Secret: true,
+			Help: "secret key for --gateway-access-key; on the command line every local user can read it (ps): prefer SHOAL_GATEWAY_SECRET_KEY or --gateway-secret-key-file",
 			set:  str(func(c *Config) *string { return &c.GatewaySecretKey })},
+		{Name: "gateway-secret-key-file", Arg: "FILE", Default: "",
+			Help: "file holding the secret key for --gateway-access-key (trailing newline ignored)",
+			set:  str(func(c *Config) *string { return &c.GatewaySecretKeyFile })},
 		{Name: "gateway-credentials-file", Arg: "FILE", Default: "",
 			Help: "file of ACCESS_KEY:SECRET_KEY lines ('#' comments) accepted by the gateway",
 			set:  str(func(c *Config) *string { return &c.GatewayCredentialsFile })},
@@ -202,6 +208,30 @@ func Options() []Option {
 		{Name: "admin-allow-remote", Bool: true, Default: "false",
 			Help: "allow a non-loopback --admin-listen (the admin API has no authentication)",
 			set:  boolean(func(c *Config) *bool { return &c.AdminAllowRemote })},
+		listOption(Option{Name: "allowed-hosts", Arg: "HOST[:PORT]", Default: "",
+			Help: "further Host names the anonymous gateway and the admin API answer to, besides their listen address and localhost at its port (repeatable or comma list; no port: any port)"},
+			func(c *Config) *[]string { return &c.AllowedHosts }),
+		{Name: "gateway-max-conns", Arg: "N", Default: "0",
+			Help: "most open gateway connections; more wait in the kernel's queue (0: half the file-descriptor limit, at most 10000)",
+			set:  integer(func(c *Config) *int { return &c.GatewayMaxConns })},
+		// 64: probes, scrapers and CLI calls are few; a pin of a large
+		// prefix holds its connection for as long as it runs.
+		{Name: "admin-max-conns", Arg: "N", Default: "64",
+			Help: "most open admin API connections (a few more are kept for /healthz and /readyz)",
+			set:  integer(func(c *Config) *int { return &c.AdminMaxConns })},
+		// 60s: longer than the pauses of a client's connection pool between
+		// bursts, short enough that abandoned connections go within a minute.
+		{Name: "http-idle-timeout", Arg: "DURATION", Default: "60s",
+			Help: "how long an idle keep-alive connection (gateway and admin) stays open",
+			set:  duration(func(c *Config) *time.Duration { return &c.HTTPIdleTimeout })},
+		// 60s: a moving transfer sends or takes bytes every few milliseconds;
+		// a minute without any is a dead or hostile peer.
+		{Name: "http-body-timeout", Arg: "DURATION", Default: "60s",
+			Help: "longest pause in a request body being received or a response body being taken by the client; the connection is closed after it",
+			set:  duration(func(c *Config) *time.Duration { return &c.HTTPBodyTimeout })},
+		{Name: "pprof", Bool: true, Default: "false",
+			Help: "serve Go's profiling endpoints under /debug/pprof/ on the admin listener",
+			set:  boolean(func(c *Config) *bool { return &c.Pprof })},
 		listOption(Option{Name: "p2p-listen", Arg: "MULTIADDR", Default: "",
 			Help: "libp2p listen multiaddrs, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable or comma list); none: P2P off, single-node mode"},
 			func(c *Config) *[]string { return &c.P2PListen }),

@@ -68,6 +68,9 @@ type NodeOptions struct {
 	ExtraArgs []string
 	// Env holds extra KEY=VALUE environment entries.
 	Env []string
+	// NoFileLimit, when not zero, is the process's limit on open file
+	// descriptors (soft and hard), set by the shell that execs the node.
+	NoFileLimit int
 }
 
 // Node is a running `shoal node` process.
@@ -223,6 +226,11 @@ type startLines struct {
 func (n *Node) start(t testing.TB, gw, adm string) {
 	t.Helper()
 	cmd := exec.Command(n.bin, n.args(gw, adm)...)
+	if l := n.Opts.NoFileLimit; l > 0 {
+		// The shell sets the limit and execs the node: same process, so
+		// signals and the process group stay as they are.
+		cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, l), n.bin}, n.args(gw, adm)...)...)
+	}
 	cmd.Env = n.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
