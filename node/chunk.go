@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/node/originfetch"
+	"github.com/shoal-cache/shoal/node/placement"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -26,7 +27,7 @@ import (
 //  3. otherwise the caller joins the chunk's flight, one per chunk and
 //     role on this node: concurrent readers of a chunk share one fetch,
 //     which goes on until the last of them has left. The role comes from
-//     one placement snapshot (placement.go): this node is the chunk's home
+//     one placement snapshot (package placement): this node is the chunk's home
 //     (it was asked as the home, or comes first in the order), or it
 //     forwards (asks the homes first);
 //  4. inside the flight, fetch tries the sources in order: the store again
@@ -95,7 +96,7 @@ type chunkRead struct {
 	hit     chunkData
 	release func()       // gives a borrowed hit back; never nil
 	t       *chunkTicket // nil on a hit; the caller leaves it
-	place   placement
+	place   placement.Placement
 	home    bool // this node reads the chunk as its home
 }
 
@@ -111,15 +112,15 @@ func (n *Node) chunk(ctx context.Context, v catalog.Version, i int64, how access
 		n.m.local.Add(1)
 		r := chunkRead{hit: d, release: release}
 		if n.cl != nil {
-			r.place = n.placement()
-			r.home = how.asHome || r.place.homeOf(v, i)
+			r.place = n.snapshot()
+			r.home = how.asHome || r.place.HomeOf(v, i)
 			n.served(r, how, v, i)
 		}
 		return r, nil
 	}
 	// 3. The flight.
-	r := chunkRead{release: noRelease, place: n.placement()}
-	r.home = how.asHome || r.place.homeOf(v, i)
+	r := chunkRead{release: noRelease, place: n.snapshot()}
+	r.home = how.asHome || r.place.HomeOf(v, i)
 	t, err := n.joinFlight(req, r.place, r.home)
 	if err != nil {
 		return chunkRead{}, err
@@ -176,7 +177,7 @@ func chunkFlightKey(v catalog.Version, i int64, home bool) string {
 }
 
 // joinFlight joins (or starts) the flight of req's chunk in its role.
-func (n *Node) joinFlight(req chunkReq, place placement, home bool) (*chunkTicket, error) {
+func (n *Node) joinFlight(req chunkReq, place placement.Placement, home bool) (*chunkTicket, error) {
 	return n.chunks.join(chunkFlightKey(req.v, req.i, home), func(ctx context.Context, publish func(*originfetch.Arrival)) (chunkData, error) {
 		return n.fetch(ctx, req, place, home, publish)
 	})
@@ -184,7 +185,7 @@ func (n *Node) joinFlight(req chunkReq, place placement, home bool) (*chunkTicke
 
 // fetch is step 4 and 5 of the journey: it runs in the chunk's flight and
 // tries the sources in order (see the top of this file).
-func (n *Node) fetch(ctx context.Context, req chunkReq, place placement, home bool, publish func(*originfetch.Arrival)) (chunkData, error) {
+func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placement, home bool, publish func(*originfetch.Arrival)) (chunkData, error) {
 	if !req.cid.Defined() {
 		// Recorded by a flight that ended since the caller looked, or
 		// named by the version's manifest in the cluster.

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/placement"
 	"github.com/shoal-cache/shoal/routing"
 	"github.com/shoal-cache/shoal/transfer"
 )
@@ -115,14 +116,14 @@ func newCluster(c Cluster, now func() time.Time) (*cluster, error) {
 	}, nil
 }
 
-// placement is a snapshot of who is home for what (see placement.go);
-// alone without a cluster.
-func (n *Node) placement() placement {
+// snapshot is who is home for what now (package placement): the live
+// members, penalized ones passed over; alone without a cluster.
+func (n *Node) snapshot() placement.Placement {
 	cl := n.cl
 	if cl == nil {
-		return placement{nodes: []candidate{{}}}
+		return placement.New("", nil, nil)
 	}
-	return newPlacement(cl.self, cl.Members.Members(), cl.Transfer.Penalized)
+	return placement.New(cl.self, cl.Members.Members(), cl.Transfer.Penalized)
 }
 
 // ClusterStatus is the cluster section of Status (zero without a cluster).

@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/node/placement"
 	"github.com/shoal-cache/shoal/origin"
 	"github.com/shoal-cache/shoal/routing"
 	"github.com/shoal-cache/shoal/transfer"
@@ -400,7 +401,7 @@ func TestHomeKnownCIDRejectsLiar(t *testing.T) {
 // metaAsks is how many homes a metadata miss of bucket/key asks when every
 // one fails (those before this node, at most DefaultHomeCandidates).
 func metaAsks(e *clusterEnv, bucket, key string) int {
-	order := rendezvous(metaSeed(bucket, key), e.self, e.others, DefaultHomeCandidates)
+	order := rendezvous(placement.MetaSeed(bucket, key), e.self, e.others, DefaultHomeCandidates)
 	if i := slices.Index(order, e.self); i >= 0 {
 		return i
 	}
@@ -422,7 +423,7 @@ func TestMetaFromHome(t *testing.T) {
 	var key, missing string
 	for i := 0; key == "" || missing == ""; i++ {
 		k := fmt.Sprintf("key-%d", i)
-		if rendezvous(metaSeed("b", k), e.self, others, 1)[0] == e.self {
+		if rendezvous(placement.MetaSeed("b", k), e.self, others, 1)[0] == e.self {
 			continue
 		}
 		if key == "" {
@@ -438,7 +439,7 @@ func TestMetaFromHome(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		if rendezvous(metaSeed(b, kk), e.self, others, 1)[0] != p {
+		if rendezvous(placement.MetaSeed(b, kk), e.self, others, 1)[0] != p {
 			return nil, errors.New("asked the wrong home")
 		}
 		if kk == missing {
@@ -627,7 +628,7 @@ func TestHomeSkipsPenalizedPeers(t *testing.T) {
 	}
 	// Chunk requests plus the one metadata miss (its homes all fail).
 	metaAsked := 0
-	for _, p := range rendezvous(metaSeed("b", "k"), e.self, healthy, DefaultHomeCandidates) {
+	for _, p := range rendezvous(placement.MetaSeed("b", "k"), e.self, healthy, DefaultHomeCandidates) {
 		if p == e.self {
 			break
 		}

@@ -15,8 +15,9 @@
 //     chunk's homes, the origin (through package originfetch, which owns
 //     origin slots, the order gate, hedging, resuming and cut-through
 //     arrivals).
-//   - placement.go: who is home for a chunk or a key (one snapshot answers
-//     every question, penalties included).
+//   - package placement: who is home for a chunk or a key (one snapshot
+//     answers every question, penalties included); cluster.go takes the
+//     snapshots.
 //   - manifests.go: building, publishing and resolving version manifests.
 //   - announce.go: announcements and record publication, withdrawals on
 //     removal.
@@ -45,7 +46,7 @@
 //     object learns its chunk CIDs from the DHT without the origin.
 //   - Home nodes: each object key (for metadata) and each chunk has a home
 //     chosen by rendezvous hashing over this node and its members, chunk
-//     homes balanced per window (placement.go). A miss asks the home, which
+//     homes balanced per window (package placement). A miss asks the home, which
 //     resolves it through its own read path, so the cluster reads each
 //     chunk from the origin about once and HEADs each key about once per
 //     metadata TTL. A request received as home is never forwarded again;

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
+	"github.com/shoal-cache/shoal/node/placement"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -66,8 +67,8 @@ func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (cat
 		n.log.Warn("catalog read failed; asking origin", "bucket", bucket, "key", key, "err", err)
 	}
 	n.m.metaMisses.Add(1)
-	place := n.placement()
-	home := asHome || place.metaHomeOf(bucket, key)
+	place := n.snapshot()
+	home := asHome || place.MetaHomeOf(bucket, key)
 	t, err := n.joinRevalidate(bucket, key, place, home)
 	if err != nil {
 		return catalog.Object{}, err
@@ -88,7 +89,7 @@ func (n *Node) headAt(ctx context.Context, bucket, key string, asHome bool) (cat
 // forward share one flight per key, those that may forward another, and a
 // forwarding flight that reaches this node's own place among the key's
 // homes joins the home flight (one HEAD per key on this node).
-func (n *Node) joinRevalidate(bucket, key string, place placement, home bool) (*ticket[catalog.Object, struct{}], error) {
+func (n *Node) joinRevalidate(bucket, key string, place placement.Placement, home bool) (*ticket[catalog.Object, struct{}], error) {
 	fk := objKey(bucket, key)
 	if home {
 		fk += "\x00h"
@@ -103,7 +104,7 @@ func (n *Node) joinRevalidate(bucket, key string, place placement, home bool) (*
 // chunk index is dropped, its blocks stay content-addressed in the store);
 // NoSuchKey forgets the object; an unreachable origin serves what is cached.
 // Unless home, the key's home nodes are asked before the origin.
-func (n *Node) revalidate(ctx context.Context, bucket, key string, place placement, home bool) (catalog.Object, error) {
+func (n *Node) revalidate(ctx context.Context, bucket, key string, place placement.Placement, home bool) (catalog.Object, error) {
 	gen := n.writeGen.Load()
 	old, oerr := n.cat.GetObject(ctx, bucket, key)
 	have := oerr == nil

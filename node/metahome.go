@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/node/placement"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -59,10 +60,10 @@ func decodeMetaAnswer(b []byte, bucket, key string) (metaAnswer, error) {
 // headFromHome asks bucket/key's home nodes (in rendezvous order, up to
 // this node's own place) for its metadata. ok reports an answer; err is
 // then nil or an authoritative origin.ErrNotFound / origin.ErrNoSuchBucket.
-func (n *Node) headFromHome(ctx context.Context, bucket, key string, place placement) (o catalog.Object, ok bool, err error) {
+func (n *Node) headFromHome(ctx context.Context, bucket, key string, place placement.Placement) (o catalog.Object, ok bool, err error) {
 	cl := n.cl
 	var req []byte
-	for _, p := range before(place.metaHomes(bucket, key, n.cfg.Fetch.HomeCandidates), place.self) {
+	for _, p := range placement.Before(place.MetaHomes(bucket, key, n.cfg.Fetch.HomeCandidates), place.Self()) {
 		if req == nil {
 			req = encodeMetaKey(bucket, key)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/node/placement"
 )
 
 // Home read-ahead. A cold object read by many nodes at once is paced by
@@ -26,15 +27,15 @@ import (
 
 // homeReadAhead queues fetches of this node's next own chunks of v after
 // chunk i (see above). It never blocks.
-func (n *Node) homeReadAhead(place placement, v catalog.Version, i int64) {
+func (n *Node) homeReadAhead(place placement.Placement, v catalog.Version, i int64) {
 	cl := n.cl
 	depth := n.cfg.Fetch.HomeReadAhead
-	if cl == nil || depth <= 0 || place.alone() || n.base.Err() != nil {
+	if cl == nil || depth <= 0 || place.Alone() || n.base.Err() != nil {
 		return
 	}
-	count := int64(place.size())
+	count := int64(place.Size())
 	if i >= count {
-		prev := place.ownChunkBefore(v, i)
+		prev := place.OwnChunkBefore(v, i)
 		if prev < 0 {
 			return
 		}
@@ -42,7 +43,7 @@ func (n *Node) homeReadAhead(place placement, v catalog.Version, i int64) {
 			return // not a read in order
 		}
 	}
-	for _, j := range place.ownChunksAfter(v, i, depth) {
+	for _, j := range place.OwnChunksAfter(v, i, depth) {
 		if _, err := n.cat.Chunk(n.base, v, j); err == nil {
 			continue // fetched already
 		}

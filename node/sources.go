@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/node/originfetch"
+	"github.com/shoal-cache/shoal/node/placement"
 )
 
 // The sources of a chunk the store does not hold, in the order fetch tries
@@ -52,14 +53,14 @@ func (n *Node) fromProviders(ctx context.Context, req chunkReq) (content.Block, 
 // stall timeout (it sends keep-alives while it works) and is penalized,
 // so the chunks after it pass it over. The answer's CID must be the raw
 // CID of the bytes under the version's hash, and equal to req.cid if known.
-func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement) (content.Block, bool) {
+func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Placement) (content.Block, bool) {
 	cl := n.cl
 	v := req.v
 	// want carries the CID prefix (v1, raw, the version's hash) of this
 	// version's chunks.
 	want := content.Sum(content.Hash(v.Hash), nil)
 	var key []byte
-	for _, p := range before(place.chunkHomes(v, req.i, n.cfg.Fetch.HomeCandidates), place.self) {
+	for _, p := range placement.Before(place.ChunkHomes(v, req.i, n.cfg.Fetch.HomeCandidates), place.Self()) {
 		if key == nil {
 			key = encodeChunkKey(v, req.i)
 		}
@@ -89,13 +90,13 @@ func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement) (co
 // cluster, one of this node's share of the version's origin streams,
 // lowest chunk index first. publish hands the fetch's arrival to the
 // flight's joiners (cut-through) as soon as the origin answered.
-func (n *Node) fromOrigin(ctx context.Context, req chunkReq, place placement, publish func(*originfetch.Arrival)) (content.Block, error) {
+func (n *Node) fromOrigin(ctx context.Context, req chunkReq, place placement.Placement, publish func(*originfetch.Arrival)) (content.Block, error) {
 	v := req.v
 	r := originfetch.Request{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Off: req.off, Len: req.len,
 		Hash: n.hashOf(v), Index: req.i}
 	if n.cl != nil {
 		id := v.ID()
-		r.Group, r.Limit = string(id[:]), place.originShare(n.cfg.Fetch.OriginStreams)
+		r.Group, r.Limit = string(id[:]), place.OriginShare(n.cfg.Fetch.OriginStreams)
 	}
 	blk, err := n.origin.Fetch(ctx, r, publish)
 	if err != nil {

@@ -1,4 +1,10 @@
-package node
+// Package placement owns "who is home": for every chunk of an object
+// version and every object key, the order in which the nodes of a cluster
+// are its home candidates. The read path asks it, and so does anything
+// that must agree with the read path on where a chunk belongs (replica
+// targets, warm-up jobs, the scale simulation): they import it rather than
+// compute homes their own way.
+package placement
 
 import (
 	"cmp"
@@ -42,10 +48,10 @@ import (
 // to the next node of the order and no other chunk moves. This node is
 // never passed over in its own placement.
 //
-// A placement is a snapshot: one read of a chunk takes one and asks it
+// A Placement is a snapshot: one read of a chunk takes one and asks it
 // every question ("am I home", "who comes next"), so the answers agree
 // with each other even while members come and go.
-type placement struct {
+type Placement struct {
 	self  peer.ID
 	nodes []candidate // self and the distinct live members, sorted by ID
 	// skipped: the penalized members, passed over as homes.
@@ -57,10 +63,10 @@ type candidate struct {
 	h  uint64 // peerHash(id)
 }
 
-// newPlacement takes a snapshot over self and members; penalized (may be
+// New takes a snapshot over self and members; penalized (may be
 // nil) reports the members to pass over.
-func newPlacement(self peer.ID, members []peer.ID, penalized func(peer.ID) bool) placement {
-	p := placement{self: self, nodes: make([]candidate, 0, len(members)+1)}
+func New(self peer.ID, members []peer.ID, penalized func(peer.ID) bool) Placement {
+	p := Placement{self: self, nodes: make([]candidate, 0, len(members)+1)}
 	p.nodes = append(p.nodes, candidate{self, peerHash(self)})
 	for _, m := range members {
 		if m == "" || m == self {
@@ -79,16 +85,19 @@ func newPlacement(self peer.ID, members []peer.ID, penalized func(peer.ID) bool)
 	return p
 }
 
-// alone reports a placement with no other node: this node is the home of
+// Self is the node the snapshot was taken for.
+func (p Placement) Self() peer.ID { return p.self }
+
+// Alone reports a placement with no other node: this node is the home of
 // everything.
-func (p placement) alone() bool { return len(p.nodes) <= 1 }
+func (p Placement) Alone() bool { return len(p.nodes) <= 1 }
 
-// size is the number of nodes, penalized ones included.
-func (p placement) size() int { return len(p.nodes) }
+// Size is the number of nodes, penalized ones included.
+func (p Placement) Size() int { return len(p.nodes) }
 
-// order returns every node in decreasing rendezvous weight for seed (ties,
+// Order returns every node in decreasing rendezvous weight for seed (ties,
 // which need a 64-bit collision, broken by peer ID).
-func (p placement) order(seed []byte) []peer.ID {
+func (p Placement) Order(seed []byte) []peer.ID {
 	sh := seedHash(seed)
 	type cand struct {
 		p peer.ID
@@ -111,13 +120,13 @@ func (p placement) order(seed []byte) []peer.ID {
 	return out
 }
 
-func (p placement) passedOver(id peer.ID) bool { return id != p.self && p.skipped[id] }
+func (p Placement) passedOver(id peer.ID) bool { return id != p.self && p.skipped[id] }
 
-// chunkHomes returns up to k home candidates of chunk i of v, best first,
+// ChunkHomes returns up to k home candidates of chunk i of v, best first,
 // penalized members passed over.
-func (p placement) chunkHomes(v catalog.Version, i int64, k int) []peer.ID {
+func (p Placement) ChunkHomes(v catalog.Version, i int64, k int) []peer.ID {
 	n := int64(len(p.nodes))
-	order := p.order(windowSeed(v, i/n))
+	order := p.Order(WindowSeed(v, i/n))
 	out := make([]peer.ID, 0, min(int64(k), n))
 	for j := range n {
 		if len(out) >= k {
@@ -131,20 +140,20 @@ func (p placement) chunkHomes(v catalog.Version, i int64, k int) []peer.ID {
 	return out
 }
 
-// homeOf reports whether this node is chunk i's home now: first among the
+// HomeOf reports whether this node is chunk i's home now: first among the
 // candidates.
-func (p placement) homeOf(v catalog.Version, i int64) bool {
-	if p.alone() {
+func (p Placement) HomeOf(v catalog.Version, i int64) bool {
+	if p.Alone() {
 		return true
 	}
-	return p.chunkHomes(v, i, 1)[0] == p.self
+	return p.ChunkHomes(v, i, 1)[0] == p.self
 }
 
-// ownInWindow returns, in order, the chunks of window w of v (chunks
+// OwnInWindow returns, in order, the chunks of window w of v (chunks
 // w*n .. w*n+n-1, n the placement's size) whose first home is this node.
-func (p placement) ownInWindow(v catalog.Version, w int64) []int64 {
+func (p Placement) OwnInWindow(v catalog.Version, w int64) []int64 {
 	n := int64(len(p.nodes))
-	order := p.order(windowSeed(v, w))
+	order := p.Order(WindowSeed(v, w))
 	var out []int64
 	for pos := range n {
 		for j := range n {
@@ -161,13 +170,13 @@ func (p placement) ownInWindow(v catalog.Version, w int64) []int64 {
 	return out
 }
 
-// ownChunkBefore returns the last chunk before i, at most 2n back, whose
+// OwnChunkBefore returns the last chunk before i, at most 2n back, whose
 // first home is this node, or -1.
-func (p placement) ownChunkBefore(v catalog.Version, i int64) int64 {
+func (p Placement) OwnChunkBefore(v catalog.Version, i int64) int64 {
 	n := int64(len(p.nodes))
 	lo := max(0, i-2*n)
 	for w := i / n; w >= lo/n; w-- {
-		own := p.ownInWindow(v, w)
+		own := p.OwnInWindow(v, w)
 		for k := len(own) - 1; k >= 0; k-- {
 			if j := own[k]; j < i && j >= lo {
 				return j
@@ -177,14 +186,14 @@ func (p placement) ownChunkBefore(v catalog.Version, i int64) int64 {
 	return -1
 }
 
-// ownChunksAfter returns up to k chunks after i, at most 2nk ahead and
+// OwnChunksAfter returns up to k chunks after i, at most 2nk ahead and
 // inside v, whose first home is this node, in order.
-func (p placement) ownChunksAfter(v catalog.Version, i int64, k int) []int64 {
+func (p Placement) OwnChunksAfter(v catalog.Version, i int64, k int) []int64 {
 	n := int64(len(p.nodes))
 	hi := min(v.NumChunks()-1, i+2*n*int64(k))
 	var out []int64
 	for w := i / n; w <= hi/n && len(out) < k; w++ {
-		for _, j := range p.ownInWindow(v, w) {
+		for _, j := range p.OwnInWindow(v, w) {
 			if j > i && j <= hi && len(out) < k {
 				out = append(out, j)
 			}
@@ -193,11 +202,11 @@ func (p placement) ownChunksAfter(v catalog.Version, i int64, k int) []int64 {
 	return out
 }
 
-// metaHomes returns up to k home candidates of bucket/key's metadata, best
+// MetaHomes returns up to k home candidates of bucket/key's metadata, best
 // first, penalized members passed over.
-func (p placement) metaHomes(bucket, key string, k int) []peer.ID {
+func (p Placement) MetaHomes(bucket, key string, k int) []peer.ID {
 	out := make([]peer.ID, 0, k)
-	for _, c := range p.order(metaSeed(bucket, key)) {
+	for _, c := range p.Order(MetaSeed(bucket, key)) {
 		if len(out) >= k {
 			break
 		}
@@ -208,26 +217,26 @@ func (p placement) metaHomes(bucket, key string, k int) []peer.ID {
 	return out
 }
 
-// metaHomeOf reports whether this node is bucket/key's metadata home.
-func (p placement) metaHomeOf(bucket, key string) bool {
-	if p.alone() {
+// MetaHomeOf reports whether this node is bucket/key's metadata home.
+func (p Placement) MetaHomeOf(bucket, key string) bool {
+	if p.Alone() {
 		return true
 	}
-	return p.metaHomes(bucket, key, 1)[0] == p.self
+	return p.MetaHomes(bucket, key, 1)[0] == p.self
 }
 
-// before returns the candidates that come before this node, at most k:
+// Before returns the candidates that come before this node, at most k:
 // the homes a node asks before it counts as the home itself.
-func before(cands []peer.ID, self peer.ID) []peer.ID {
+func Before(cands []peer.ID, self peer.ID) []peer.ID {
 	if i := slices.Index(cands, self); i >= 0 {
 		return cands[:i]
 	}
 	return cands
 }
 
-// originShare is how many origin fetches of one version this node runs at
+// OriginShare is how many origin fetches of one version this node runs at
 // once: total shared by the nodes of the cluster, at least one.
-func (p placement) originShare(total int) int {
+func (p Placement) OriginShare(total int) int {
 	n := len(p.nodes)
 	return max(1, (total+n-1)/n)
 }
@@ -253,15 +262,15 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-// windowSeed is the rendezvous seed of window w of v's chunks.
-func windowSeed(v catalog.Version, w int64) []byte {
+// WindowSeed is the rendezvous seed of window w of v's chunks.
+func WindowSeed(v catalog.Version, w int64) []byte {
 	id := v.ID()
 	b := append(id[:], 'w')
 	return binary.BigEndian.AppendUint64(b, uint64(w))
 }
 
-// metaSeed is an object key's rendezvous seed.
-func metaSeed(bucket, key string) []byte {
+// MetaSeed is an object key's rendezvous seed.
+func MetaSeed(bucket, key string) []byte {
 	b := make([]byte, 0, 2+len(bucket)+len(key))
 	b = append(b, 'm', 0)
 	b = append(b, bucket...)
