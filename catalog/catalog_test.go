@@ -205,3 +205,49 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("empty dir: %v", err)
 	}
 }
+
+// TestChunkSumsAndVerified: checksums recorded with chunks come back by
+// index, and DropVersion forgets them and the version's verification.
+func TestChunkSumsAndVerified(t *testing.T) {
+	c := open(t, t.TempDir())
+	ctx := t.Context()
+	v := Version{Bucket: "b", Key: "k", ETag: "e", Size: 10, ChunkSize: 4, Hash: "sha2-256"}
+	id := func(i int) cid.Cid {
+		h, _ := mh.Sum([]byte{byte(i)}, mh.SHA2_256, -1)
+		return cid.NewCidV1(cid.Raw, h)
+	}
+	if _, err := c.PutChunkSum(ctx, v, 0, id(0), Sum{Alg: 1, Value: 0xdeadbeef}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutChunk(ctx, v, 2, id(2)); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := c.ChunkSums(ctx, v)
+	if err != nil || len(sums) != 3 || sums[0] != (Sum{1, 0xdeadbeef}) || sums[1] != (Sum{}) || sums[2] != (Sum{}) {
+		t.Fatalf("sums %+v, %v", sums, err)
+	}
+	if s, err := c.ChunkSum(ctx, v, 0); err != nil || s.Value != 0xdeadbeef {
+		t.Fatalf("sum 0: %+v %v", s, err)
+	}
+	if _, err := c.ChunkSum(ctx, v, 2); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("sum of a chunk recorded without one: %v", err)
+	}
+	if ok, _ := c.Verified(ctx, v); ok {
+		t.Fatal("verified before SetVerified")
+	}
+	if err := c.SetVerified(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Verified(ctx, v); !ok || err != nil {
+		t.Fatalf("verified: %v %v", ok, err)
+	}
+	if err := c.DropVersion(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Verified(ctx, v); ok {
+		t.Fatal("still verified after DropVersion")
+	}
+	if _, err := c.ChunkSum(ctx, v, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("sum after DropVersion: %v", err)
+	}
+}

@@ -29,10 +29,27 @@ func checkIndex(v Version, i int64) error {
 	return nil
 }
 
+// Sum is a chunk's checksum under the algorithm its version's origin
+// reports (the catalog only stores it: Alg is the caller's code, 0 none).
+type Sum struct {
+	Alg   byte
+	Value uint64
+}
+
+func sumKey(v Version, i int64) []byte {
+	return binary.BigEndian.AppendUint32(versionKey(kindSum, v), uint32(i))
+}
+
 // PutChunk records that chunk i of v has CID c, and returns how many
 // distinct chunk CIDs of v are now known. Recording a known chunk again is a
 // no-op (the count does not change).
 func (c *Catalog) PutChunk(ctx context.Context, v Version, i int64, id cid.Cid) (known int64, err error) {
+	return c.PutChunkSum(ctx, v, i, id, Sum{})
+}
+
+// PutChunkSum is PutChunk that also records the chunk's checksum (unless
+// sum.Alg is 0) in the same transaction.
+func (c *Catalog) PutChunkSum(ctx context.Context, v Version, i int64, id cid.Cid, sum Sum) (known int64, err error) {
 	if err := checkIndex(v, i); err != nil {
 		return 0, err
 	}
@@ -58,6 +75,11 @@ func (c *Catalog) PutChunk(ctx context.Context, v Version, i int64, id cid.Cid) 
 			}
 			if err := txn.Set(nk, binary.AppendUvarint(nil, uint64(known))); err != nil {
 				return err
+			}
+			if sum.Alg != 0 {
+				if err := txn.Set(sumKey(v, i), binary.BigEndian.AppendUint64([]byte{sum.Alg}, sum.Value)); err != nil {
+					return err
+				}
 			}
 		default:
 			return err
@@ -165,6 +187,99 @@ func (c *Catalog) Chunks(ctx context.Context, v Version) ([]cid.Cid, error) {
 	return out, nil
 }
 
+// ChunkSums returns the checksums recorded for v's chunks: NumChunks
+// entries, Alg 0 where none is known.
+func (c *Catalog) ChunkSums(ctx context.Context, v Version) ([]Sum, error) {
+	n := v.NumChunks()
+	if n > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: %d chunks", ErrInvalid, n)
+	}
+	out := make([]Sum, n)
+	pfx := versionKey(kindSum, v)
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+		defer it.Close()
+		for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
+			k := it.Item().Key()
+			if len(k) != len(pfx)+4 {
+				return fmt.Errorf("%w: sum key", ErrCorrupt)
+			}
+			i := int64(binary.BigEndian.Uint32(k[len(pfx):]))
+			if i >= n {
+				return fmt.Errorf("%w: sum index %d of %d", ErrCorrupt, i, n)
+			}
+			err := it.Item().Value(func(b []byte) error {
+				if len(b) != 9 {
+					return fmt.Errorf("%w: sum of %d bytes", ErrCorrupt, len(b))
+				}
+				out[i] = Sum{Alg: b[0], Value: binary.BigEndian.Uint64(b[1:])}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.wrap("chunk sums", err)
+	}
+	return out, nil
+}
+
+// ChunkSum returns chunk i of v's checksum, or ErrNotFound.
+func (c *Catalog) ChunkSum(ctx context.Context, v Version, i int64) (Sum, error) {
+	if err := checkIndex(v, i); err != nil {
+		return Sum{}, err
+	}
+	var out Sum
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		it, err := txn.Get(sumKey(v, i))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error {
+			if len(b) != 9 {
+				return fmt.Errorf("%w: sum of %d bytes", ErrCorrupt, len(b))
+			}
+			out = Sum{Alg: b[0], Value: binary.BigEndian.Uint64(b[1:])}
+			return nil
+		})
+	})
+	if err != nil {
+		return Sum{}, c.wrap("chunk sum", err)
+	}
+	return out, nil
+}
+
+// SetVerified records that v was checked whole against its origin's
+// checksum on this node.
+func (c *Catalog) SetVerified(ctx context.Context, v Version) error {
+	err := c.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(versionKey(kindVerified, v), []byte{1})
+	})
+	if err != nil {
+		return c.wrap("set verified", err)
+	}
+	return nil
+}
+
+// Verified reports whether SetVerified was called for v (and v not
+// dropped since).
+func (c *Catalog) Verified(ctx context.Context, v Version) (bool, error) {
+	err := c.view(ctx, func(txn *badger.Txn) error {
+		_, err := txn.Get(versionKey(kindVerified, v))
+		return err
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return false, nil
+	}
+	return false, c.wrap("verified", err)
+}
+
 // SetManifest records v's manifest CID.
 func (c *Catalog) SetManifest(ctx context.Context, v Version, id cid.Cid) error {
 	if !id.Defined() {
@@ -188,24 +303,26 @@ func (c *Catalog) Manifest(ctx context.Context, v Version) (cid.Cid, error) {
 	return out, nil
 }
 
-// DropVersion forgets v's chunk index, count and manifest CID. The chunk
+// DropVersion forgets v's chunk index, checksums, count, manifest CID and
+// verification. The chunk
 // blocks themselves are content-addressed and stay in the block store
 // (evictable) until evicted.
 func (c *Catalog) DropVersion(ctx context.Context, v Version) error {
-	pfx := versionKey(kindChunk, v)
 	var keys [][]byte
 	err := c.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: false})
-		defer it.Close()
-		for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
+		for _, pfx := range [][]byte{versionKey(kindChunk, v), versionKey(kindSum, v)} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: false})
+			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
 		}
 		return nil
 	})
 	if err != nil {
 		return c.wrap("drop version", err)
 	}
-	keys = append(keys, versionKey(kindCount, v), versionKey(kindManifest, v))
+	keys = append(keys, versionKey(kindCount, v), versionKey(kindManifest, v), versionKey(kindVerified, v))
 	wb := c.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, k := range keys {

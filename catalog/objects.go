@@ -17,6 +17,8 @@ const (
 	kindCount    = 'n'
 	kindManifest = 'v'
 	kindPin      = 'p'
+	kindSum      = 'r' // a chunk's checksum: version id, index -> algorithm byte, 8-byte value
+	kindVerified = 'y' // a version checked whole against its origin's checksum
 )
 
 // bucketKey builds <kind>/<uvarint len(bucket)><bucket><rest>.

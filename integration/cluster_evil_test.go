@@ -127,7 +127,9 @@ func TestClusterDetectsCorruptPeer(t *testing.T) {
 	etag := aws.ToString(head.ETag)
 	var rec routing.ManifestRecord
 	for _, e := range []string{etag, strings.Trim(etag, `"`)} {
-		if rec, err = evilDHT.GetManifestRecord(ctx, "evil", "obj.bin", e); err == nil {
+		var recs []routing.ManifestRecord
+		if recs, err = evilDHT.GetManifestRecords(ctx, "evil", "obj.bin", e, mib, string(content.SHA256)); err == nil {
+			rec = recs[0]
 			break
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
@@ -184,13 +185,17 @@ func (n *Node) joinFlight(req chunkReq, place placement.Placement, home bool) (*
 }
 
 // fetch is step 4 and 5 of the journey: it runs in the chunk's flight and
-// tries the sources in order (see the top of this file).
+// tries the sources in order (see the top of this file). A version proven
+// false (verify.go) is read from the origin only: no manifest, no
+// provider, no home.
 func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placement, home bool, publish func(*originfetch.Arrival)) (chunkData, error) {
-	if !req.cid.Defined() {
+	distrusted := n.trust.isDistrusted(req.v)
+	if !req.cid.Defined() || distrusted {
 		// Recorded by a flight that ended since the caller looked, or
-		// named by the version's manifest in the cluster.
+		// named by the version's manifest in the cluster. (A version
+		// proven false lost its index: what the caller saw is void.)
 		req.cid = n.knownCID(ctx, req)
-		if !req.cid.Defined() && n.cl != nil {
+		if !req.cid.Defined() && n.cl != nil && !distrusted {
 			req.cid = n.cidFromManifest(ctx, req, !home)
 		}
 	}
@@ -198,22 +203,34 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 		n.m.local.Add(1)
 		return d, nil
 	}
-	if blk, ok := n.fromProviders(ctx, req); ok {
-		n.m.peer.Add(1)
-		n.keep(ctx, blk)
-		return chunkData{blk.CID(), blk.Data()}, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return chunkData{}, err
-	}
-	if !home {
-		if blk, ok := n.fromHomes(ctx, req, place); ok {
-			n.m.home.Add(1)
-			n.land(ctx, req, blk)
-			return chunkData{blk.CID(), blk.Data()}, nil
+	if !distrusted {
+		if blk, ok := n.fromProviders(ctx, req); ok {
+			// The bytes match the CID the manifest named; the manifest's
+			// checksum of the chunk (confirmed by the origin) tells
+			// whether that CID is the origin's.
+			if n.sumAgrees(ctx, req, blk) {
+				n.m.peer.Add(1)
+				n.keep(ctx, blk)
+				n.spotCheck(place, req, blk.CID(), n.trust.supplierOf(req.v, req.i))
+				return chunkData{blk.CID(), blk.Data()}, nil
+			}
+			distrusted, req.cid = true, cid.Undef
 		}
 		if err := ctx.Err(); err != nil {
 			return chunkData{}, err
+		}
+	}
+	if !home {
+		if !distrusted {
+			if blk, from, ok := n.fromHomes(ctx, req, place); ok {
+				n.m.home.Add(1)
+				n.land(ctx, req, blk, from)
+				n.spotCheck(place, req, blk.CID(), from)
+				return chunkData{blk.CID(), blk.Data()}, nil
+			}
+			if err := ctx.Err(); err != nil {
+				return chunkData{}, err
+			}
 		}
 		// This node's own place in the order: it reads the chunk as its
 		// home, in the one flight that also serves peers asking for it.
@@ -227,7 +244,7 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 	if err != nil {
 		return chunkData{}, err
 	}
-	n.land(ctx, req, blk)
+	n.land(ctx, req, blk, "")
 	return chunkData{blk.CID(), blk.Data()}, nil
 }
 
@@ -271,20 +288,30 @@ func (n *Node) fromStore(ctx context.Context, req chunkReq, borrow bool) (chunkD
 	return chunkData{req.cid, data}, release, true
 }
 
-// land keeps a chunk this node hashed or verified itself (from a home or
-// the origin), records its CID and builds the version's manifest when its
-// index is complete.
-func (n *Node) land(ctx context.Context, req chunkReq, b content.Block) {
+// land keeps a chunk this node hashed or verified itself, from a home
+// (from) or the origin (from == ""), and records its CID and, when the
+// origin offers a full-object CRC, the chunk's CRC under that algorithm.
+// When the version's index is complete, completed checks it against the
+// origin and builds its manifest (verify.go).
+func (n *Node) land(ctx context.Context, req chunkReq, b content.Block, from peer.ID) {
 	n.keep(ctx, b)
-	known, err := n.cat.PutChunk(ctx, req.v, req.i, b.CID())
+	v := req.v
+	var sum catalog.Sum
+	if check := n.originCheckOf(ctx, v); check.alg != sumNone {
+		sum = catalog.Sum{Alg: check.alg, Value: chunkSum(check.alg, b.Data())}
+	}
+	known, err := n.cat.PutChunkSum(ctx, v, req.i, b.CID(), sum)
 	if err != nil {
-		n.log.Warn("recording chunk failed", "bucket", req.v.Bucket, "key", req.v.Key, "chunk", req.i, "err", err)
+		n.log.Warn("recording chunk failed", "bucket", v.Bucket, "key", v.Key, "chunk", req.i, "err", err)
 		return
 	}
-	if known == req.v.NumChunks() {
-		if _, err := n.ensureManifest(ctx, req.v); err != nil {
-			n.log.Warn("building manifest failed", "bucket", req.v.Bucket, "key", req.v.Key, "err", err)
-		}
+	if from != "" {
+		n.trust.supplied(v, req.i, from)
+	} else {
+		n.judgeAgainstOrigin(v, req.i, b.CID())
+	}
+	if known == v.NumChunks() {
+		n.completed(ctx, v)
 	}
 }
 

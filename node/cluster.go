@@ -21,8 +21,11 @@ type Router interface {
 	Provide(ctx context.Context, c cid.Cid) error
 	StopProviding(ctx context.Context, c cid.Cid) error
 	FindProviders(ctx context.Context, c cid.Cid, limit int) ([]peer.AddrInfo, error)
+	// PutManifestRecord signs and publishes rec.
 	PutManifestRecord(ctx context.Context, rec routing.ManifestRecord) error
-	GetManifestRecord(ctx context.Context, bucket, key, etag string) (routing.ManifestRecord, error)
+	// GetManifestRecords returns a version's records: the one the DHT
+	// settled on first, then any conflicting claims seen.
+	GetManifestRecords(ctx context.Context, bucket, key, etag string, chunkSize int64, hash string) ([]routing.ManifestRecord, error)
 }
 
 // Transfer is the subset of *transfer.Client the node uses. Both fetches
@@ -36,6 +39,9 @@ type Transfer interface {
 	// Penalized reports a peer that recently stalled, failed or lied; it
 	// is skipped as a home node until its penalty ends.
 	Penalized(p peer.ID) bool
+	// PenalizeLiar penalizes a peer whose claim (a manifest, a chunk) the
+	// origin proved false.
+	PenalizeLiar(p peer.ID, why string)
 }
 
 // Members tells who is in the cluster right now (live peers that speak the

@@ -89,6 +89,9 @@ func (f *fakeTransfer) penalize(p peer.ID) {
 	f.penalized[p] = true
 }
 
+// PenalizeLiar penalizes p as transfer.Client does for a proven lie.
+func (f *fakeTransfer) PenalizeLiar(p peer.ID, why string) { f.penalize(p) }
+
 func (f *fakeTransfer) Penalized(p peer.ID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -213,8 +216,8 @@ func TestAnnounceAndEvict(t *testing.T) {
 		await(t, "block announced", func() bool { p, _ := e.router.counts(c); return p > 0 })
 	}
 	await(t, "manifest record published", func() bool {
-		rec, err := e.router.GetManifestRecord(t.Context(), "b", "k", etagOf(data))
-		return err == nil && rec.Manifest.Equals(mc) && rec.ChunkSize == cs && rec.Size == int64(len(data))
+		recs, err := e.router.GetManifestRecords(t.Context(), "b", "k", etagOf(data), cs, v.Hash)
+		return err == nil && len(recs) == 1 && recs[0].Manifest.Equals(mc) && recs[0].ChunkSize == cs && recs[0].Size == int64(len(data))
 	})
 
 	// A block the store evicted: stop announcing it.

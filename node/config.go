@@ -134,6 +134,10 @@ type Config struct {
 	// negative: no bound); then it gets ErrUnavailable with a Retry-After
 	// hint while the fetch goes on for the others.
 	OriginWait time.Duration
+	// SpotCheckRate: the fraction of chunks from peers, of versions whose
+	// origin offers no integrity data, that their auditor re-reads from
+	// the origin (default 0.01; negative: none). See verify.go.
+	SpotCheckRate float64
 	// Fetch tunes how chunks the node does not hold are fetched.
 	Fetch FetchPolicy
 }
@@ -242,6 +246,9 @@ func (c Config) withDefaults() Config {
 	if c.OriginWait == 0 {
 		c.OriginWait = DefaultOriginWait
 	}
+	if c.SpotCheckRate == 0 {
+		c.SpotCheckRate = DefaultSpotCheckRate
+	}
 	c.Fetch = c.Fetch.withDefaults()
 	return c
 }
@@ -272,6 +279,9 @@ func (c Config) Validate() error {
 	}
 	if c.PinConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("pin concurrency %d < 1", c.PinConcurrency))
+	}
+	if c.SpotCheckRate > 1 {
+		errs = append(errs, fmt.Errorf("spot check rate %v above 1", c.SpotCheckRate))
 	}
 	errs = append(errs, c.Fetch.validate()...)
 	if err := errors.Join(errs...); err != nil {

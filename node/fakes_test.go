@@ -102,6 +102,13 @@ func (s *memStore) Put(_ context.Context, c cid.Cid, data []byte) error {
 	return nil
 }
 
+func (s *memStore) Delete(_ context.Context, c cid.Cid) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.blocks, c)
+	return nil
+}
+
 func (s *memStore) Pin(_ context.Context, c cid.Cid) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -23,7 +23,24 @@ const ManifestCodec uint64 = 0x300001
 // format version.
 var manifestMagic = []byte("SHOALMF")
 
-const manifestVersion = 1
+// Manifest format versions: 1 lists the chunk CIDs; 2 adds each chunk's
+// checksum under the algorithm the version's origin reports (SumAlg), so
+// that a node that learns the manifest from a peer can check it against the
+// origin's full-object checksum (the chunk checksums combine to it) and each
+// chunk it then receives against its checksum. A manifest without checksums
+// is encoded as version 1 (one encoding per manifest, hence one CID).
+const (
+	manifestV1 = 1
+	manifestV2 = 2
+)
+
+// Chunk checksum algorithms of a manifest (and of catalog.Sum.Alg).
+const (
+	sumNone      byte = 0
+	sumCRC64NVME byte = 1
+	sumCRC32C    byte = 2
+	sumCRC32     byte = 3
+)
 
 // Decoder bounds: S3's limits on names (package s3name), and ours.
 const (
@@ -52,8 +69,11 @@ var ErrBadManifest = errors.New("node: bad manifest")
 // Encoding (all integers unsigned varints, strings length-prefixed):
 //
 //	"SHOALMF" 0x01 bucket key etag size chunkSize hash count cid*count
+//	"SHOALMF" 0x02 bucket key etag size chunkSize hash count cid*count alg sum*count
 //
-// where each cid is a length-prefixed binary CIDv1 raw. Nothing may follow.
+// where each cid is a length-prefixed binary CIDv1 raw, alg a byte (1
+// CRC64NVME, 2 CRC32C, 3 CRC32) and each sum 8 bytes big endian. Nothing
+// may follow.
 type Manifest struct {
 	Bucket    string
 	Key       string
@@ -62,6 +82,10 @@ type Manifest struct {
 	ChunkSize int64
 	Hash      content.Hash
 	Chunks    []cid.Cid
+	// SumAlg names the chunk checksums in Sums (sumNone: none); Sums has
+	// one per chunk when it is set.
+	SumAlg byte
+	Sums   []uint64
 }
 
 // Encode returns the manifest's binary encoding.
@@ -70,9 +94,13 @@ func (m Manifest) Encode() []byte {
 	for _, c := range m.Chunks {
 		n += c.ByteLen() + 2
 	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, n+1+8*len(m.Sums))
 	b = append(b, manifestMagic...)
-	b = append(b, manifestVersion)
+	ver := byte(manifestV1)
+	if m.SumAlg != sumNone {
+		ver = manifestV2
+	}
+	b = append(b, ver)
 	for _, s := range []string{m.Bucket, m.Key, m.ETag} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -86,6 +114,12 @@ func (m Manifest) Encode() []byte {
 		cb := c.Bytes()
 		b = binary.AppendUvarint(b, uint64(len(cb)))
 		b = append(b, cb...)
+	}
+	if ver == manifestV2 {
+		b = append(b, m.SumAlg)
+		for _, s := range m.Sums {
+			b = binary.BigEndian.AppendUint64(b, s)
+		}
 	}
 	return b
 }
@@ -153,9 +187,10 @@ func DecodeManifest(b []byte) (Manifest, error) {
 		return m, fmt.Errorf("%w: bad magic", ErrBadManifest)
 	}
 	b = b[len(manifestMagic):]
-	if len(b) == 0 || b[0] != manifestVersion {
+	if len(b) == 0 || (b[0] != manifestV1 && b[0] != manifestV2) {
 		return m, fmt.Errorf("%w: unsupported format version", ErrBadManifest)
 	}
+	ver := b[0]
 	r := &mreader{b: b[1:]}
 	m.Bucket = string(r.bytes("bucket", maxBucketLen))
 	m.Key = string(r.bytes("key", maxKeyLen))
@@ -206,6 +241,26 @@ func DecodeManifest(b []byte) (Manifest, error) {
 			return Manifest{}, fmt.Errorf("%w: chunk %d: unexpected cid %s", ErrBadManifest, i, c)
 		}
 		m.Chunks[i] = c
+	}
+	if ver == manifestV2 {
+		if len(r.b) < 1 {
+			return Manifest{}, fmt.Errorf("%w: no checksum algorithm", ErrBadManifest)
+		}
+		m.SumAlg, r.b = r.b[0], r.b[1:]
+		if m.SumAlg < sumCRC64NVME || m.SumAlg > sumCRC32 {
+			return Manifest{}, fmt.Errorf("%w: checksum algorithm %d", ErrBadManifest, m.SumAlg)
+		}
+		if uint64(len(r.b)) < 8*count {
+			return Manifest{}, fmt.Errorf("%w: truncated checksums", ErrBadManifest)
+		}
+		m.Sums = make([]uint64, count)
+		for i := range m.Sums {
+			m.Sums[i] = binary.BigEndian.Uint64(r.b[8*i:])
+			if m.SumAlg != sumCRC64NVME && m.Sums[i] > 0xffffffff {
+				return Manifest{}, fmt.Errorf("%w: chunk %d: 32-bit checksum out of range", ErrBadManifest, i)
+			}
+		}
+		r.b = r.b[8*count:]
 	}
 	if len(r.b) != 0 {
 		return Manifest{}, fmt.Errorf("%w: %d trailing bytes", ErrBadManifest, len(r.b))

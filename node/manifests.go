@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/internal/content"
@@ -106,43 +107,95 @@ func (n *Node) resolveManifest(ctx context.Context, v catalog.Version, wait time
 	}
 }
 
-// lookupManifest finds v's manifest record in the DHT, fetches the
-// manifest it names from its providers (verified), checks that it
-// describes v, and records its chunk CIDs in the catalog.
+// lookupManifest finds v's manifest records in the DHT and accepts the
+// first claim that holds: the manifest it names, fetched from its
+// providers (verified), must describe v and, when the origin offers a
+// full-object CRC, carry chunk checksums that combine to it (verify.go).
+// Conflicting claims are an alarm: they are settled by the origin's CRC,
+// and without one none is used. A claim the origin disproves penalizes its
+// publisher. The accepted manifest's chunk CIDs (and checksums) are
+// recorded in the catalog, each chunk noted as supplied by the publisher.
 func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 	if _, err := n.cat.Manifest(ctx, v); err == nil {
 		return nil // learnt by a lookup that just finished
 	}
 	cl := n.cl
-	timeout := n.cfg.Fetch.LookupTimeout
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	rec, err := cl.Router.GetManifestRecord(lctx, v.Bucket, v.Key, v.ETag)
+	lctx, cancel := context.WithTimeout(ctx, n.cfg.Fetch.LookupTimeout)
+	recs, err := cl.Router.GetManifestRecords(lctx, v.Bucket, v.Key, v.ETag, v.ChunkSize, v.Hash)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("node: manifest record: %w", errors.Join(errNoManifest, err))
 	}
-	if rec.Size != v.Size || rec.ChunkSize != v.ChunkSize || rec.Hash != v.Hash {
-		// Published by a node cut with another chunk size or hash: its chunks
-		// are not ours.
-		return fmt.Errorf("node: manifest record of %s/%s is cut %d/%s, want %d/%s: %w",
-			v.Bucket, v.Key, rec.ChunkSize, rec.Hash, v.ChunkSize, v.Hash, errNoManifest)
+	check := n.originCheckOf(ctx, v)
+	if len(recs) > 1 {
+		n.m.manifestConflicts.Add(1)
+		publishers := make([]string, len(recs))
+		for i, r := range recs {
+			publishers[i] = r.Publisher.String()
+		}
+		n.log.Warn("conflicting manifest records for one version: a member lies; settling against the origin",
+			"bucket", v.Bucket, "key", v.Key, "etag", v.ETag, "claims", len(recs), "publishers", publishers,
+			"origin_crc", check.alg != sumNone)
+		if check.alg == sumNone {
+			n.m.manifestsRejected.Add(int64(len(recs)))
+			return fmt.Errorf("node: %d conflicting manifest records of %s/%s and no origin checksum to settle them: %w",
+				len(recs), v.Bucket, v.Key, errNoManifest)
+		}
 	}
-	mc := rec.Manifest
+	var errs []error
+	for _, rec := range recs {
+		if rec.Size != v.Size || rec.ChunkSize != v.ChunkSize || rec.Hash != v.Hash {
+			errs = append(errs, fmt.Errorf("record cut %d/%s, want %d/%s", rec.ChunkSize, rec.Hash, v.ChunkSize, v.Hash))
+			continue
+		}
+		if cl.Transfer.Penalized(rec.Publisher) {
+			errs = append(errs, fmt.Errorf("publisher %s is penalized", rec.Publisher))
+			continue
+		}
+		m, fetched, err := n.fetchManifest(ctx, v, rec.Manifest)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if check.alg != sumNone && (m.SumAlg != check.alg || !check.sumsConfirm(v, m.Sums)) {
+			n.m.manifestsRejected.Add(1)
+			if m.SumAlg == check.alg {
+				// Checksums the origin disproves: a made-up claim.
+				why := fmt.Sprintf("manifest of %s/%s: chunk checksums do not combine to the origin's", v.Bucket, v.Key)
+				n.log.Error("manifest record disproved by the origin's checksum; penalizing its publisher",
+					"bucket", v.Bucket, "key", v.Key, "publisher", rec.Publisher, "manifest", rec.Manifest)
+				n.penalize(rec.Publisher, why)
+				errs = append(errs, errors.New(why))
+			} else {
+				errs = append(errs, fmt.Errorf("manifest %s has no checksums to check against the origin's", rec.Manifest))
+			}
+			continue
+		}
+		return n.acceptManifest(ctx, v, m, rec.Manifest, fetched, rec.Publisher)
+	}
+	return fmt.Errorf("node: no manifest of %s/%s holds: %w", v.Bucket, v.Key, errors.Join(append([]error{errNoManifest}, errs...)...))
+}
+
+// fetchManifest reads manifest mc from the store or its providers
+// (verified either way) and checks that it describes v. fetched is the
+// block when it came from peers (to keep).
+func (n *Node) fetchManifest(ctx context.Context, v catalog.Version, mc cid.Cid) (Manifest, content.Block, error) {
+	cl := n.cl
 	if mc.Prefix().Codec != ManifestCodec {
-		return fmt.Errorf("node: manifest record names %s, not a manifest: %w", mc, errNoManifest)
+		return Manifest{}, content.Block{}, fmt.Errorf("node: manifest record names %s, not a manifest", mc)
 	}
 	var fetched content.Block
 	data, err := n.store.Get(ctx, mc)
 	if err != nil {
-		fctx, cancel := context.WithTimeout(ctx, timeout)
+		fctx, cancel := context.WithTimeout(ctx, n.cfg.Fetch.LookupTimeout)
 		provs, ferr := cl.Router.FindProviders(fctx, mc, n.cfg.Fetch.Providers)
 		cancel()
 		if ferr != nil || len(provs) == 0 {
-			return fmt.Errorf("node: no provider for manifest %s: %w", mc, errors.Join(errNoManifest, ferr))
+			return Manifest{}, content.Block{}, fmt.Errorf("node: no provider for manifest %s: %w", mc, errors.Join(errNoManifest, ferr))
 		}
 		b, err := cl.Transfer.GetVerified(ctx, mc, provs)
 		if err != nil {
-			return fmt.Errorf("node: manifest %s: %w", mc, errors.Join(errNoManifest, err))
+			return Manifest{}, content.Block{}, fmt.Errorf("node: manifest %s: %w", mc, err)
 		}
 		fetched, data = b, b.Data()
 	}
@@ -150,16 +203,26 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 	// reads back, GetVerified what it received.
 	m, err := DecodeManifest(data)
 	if err != nil {
-		return errors.Join(errNoManifest, err)
+		return Manifest{}, content.Block{}, err
 	}
 	if m.Bucket != v.Bucket || m.Key != v.Key || m.ETag != v.ETag || m.Size != v.Size ||
 		m.ChunkSize != v.ChunkSize || string(m.Hash) != v.Hash {
-		return fmt.Errorf("node: manifest %s describes another version: %w", mc, errNoManifest)
+		return Manifest{}, content.Block{}, fmt.Errorf("node: manifest %s describes another version", mc)
 	}
+	return m, fetched, nil
+}
+
+// acceptManifest records manifest m (CID mc) of v, published by publisher.
+func (n *Node) acceptManifest(ctx context.Context, v catalog.Version, m Manifest, mc cid.Cid, fetched content.Block, publisher peer.ID) error {
 	for i, c := range m.Chunks {
-		if _, err := n.cat.PutChunk(ctx, v, int64(i), c); err != nil {
+		var sum catalog.Sum
+		if m.SumAlg != sumNone {
+			sum = catalog.Sum{Alg: m.SumAlg, Value: m.Sums[i]}
+		}
+		if _, err := n.cat.PutChunkSum(ctx, v, int64(i), c, sum); err != nil {
 			return fmt.Errorf("node: recording chunk %d of manifest %s: %w", i, mc, err)
 		}
+		n.trust.supplied(v, int64(i), publisher)
 	}
 	if fetched.CID().Defined() {
 		n.keep(ctx, fetched)
@@ -172,7 +235,11 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 }
 
 // ensureManifest builds, stores and records v's manifest if every chunk CID
-// is known, publishes its record, and returns its CID.
+// is known, and returns its CID. The manifest carries the chunks'
+// checksums under the origin's full-object CRC algorithm when the origin
+// offers one; then its record is published only once the version was
+// verified against that CRC (completed), so this node never vouches for
+// bytes a home sent it that the origin disproves.
 func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, error) {
 	if c, err := n.cat.Manifest(ctx, v); err == nil {
 		return c, nil
@@ -188,6 +255,15 @@ func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, 
 	}
 	m := Manifest{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
 		ChunkSize: v.ChunkSize, Hash: content.Hash(v.Hash), Chunks: chunks}
+	publish := true
+	if check := n.originCheckOf(ctx, v); check.alg != sumNone && len(chunks) > 0 {
+		if sums, err := n.cat.ChunkSums(ctx, v); err == nil {
+			if vals, ok := sumValues(sums, check.alg); ok {
+				m.SumAlg, m.Sums = check.alg, vals
+			}
+		}
+		publish = n.versionVerified(ctx, v)
+	}
 	c, b := m.CID()
 	if err := n.store.Put(ctx, c, b); err != nil {
 		return cid.Undef, fmt.Errorf("node: store manifest: %w", err)
@@ -196,9 +272,18 @@ func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, 
 	if err := n.cat.SetManifest(ctx, v, c); err != nil {
 		return cid.Undef, err
 	}
+	if publish {
+		n.publishManifest(v, c)
+	} else {
+		n.trust.withhold(v, c)
+	}
+	return c, nil
+}
+
+// publishManifest publishes the record of v's manifest c.
+func (n *Node) publishManifest(v catalog.Version, c cid.Cid) {
 	n.publish(routing.ManifestRecord{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
 		ChunkSize: v.ChunkSize, Hash: v.Hash, Manifest: c, Timestamp: n.now()})
-	return c, nil
 }
 
 // Manifest returns the manifest of the current version of bucket/key and

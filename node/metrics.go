@@ -22,6 +22,12 @@ type metrics struct {
 	providesFailed     atomic.Int64 // announcements refused or dropped
 	tasksDropped       atomic.Int64 // background tasks dropped: queue full or not running
 	clientWaits        atomic.Int64 // clients given up on after OriginWait (503 Retry-After)
+	forgeries          atomic.Int64 // versions from peers proven false and dropped
+	liesPenalized      atomic.Int64 // peers penalized for a proven lie
+	manifestConflicts  atomic.Int64 // lookups that saw conflicting manifest records
+	manifestsRejected  atomic.Int64 // manifests from peers refused (contradict the origin, or a conflict the origin cannot settle)
+	spotChecks         struct{ passed, lies, failed atomic.Int64 }
+	versionsVerified   atomic.Int64 // versions checked whole against the origin's integrity data
 	heads              atomic.Int64
 	shared             atomic.Int64
 	stale              atomic.Int64
@@ -53,6 +59,14 @@ func newMetrics(reg prometheus.Registerer, oc *originfetch.Counters) (*metrics, 
 		counter("origin_bytes_total", "Chunk bytes read from the origin.", nil, &oc.Bytes),
 		counter("origin_hedges_total", "Origin range requests sent a second time because the first had no answer within the stall time.", nil, &oc.Hedges),
 		counter("origin_resumes_total", "Origin responses that stalled mid-chunk and were asked again for the missing bytes.", nil, &oc.Resumes),
+		counter("forgeries_total", "Versions learned from peers that the origin's integrity data proved false; each was dropped and read from the origin.", nil, &m.forgeries),
+		counter("lies_penalized_total", "Peers penalized for a claim (manifest, chunk) the origin proved false.", nil, &m.liesPenalized),
+		counter("manifest_conflicts_total", "Manifest lookups that saw conflicting records for one version (an alarm: all but one are false).", nil, &m.manifestConflicts),
+		counter("manifests_rejected_total", "Manifests from peers refused: they contradict the origin's checksum, or conflict where the origin cannot settle it.", nil, &m.manifestsRejected),
+		counter("versions_verified_total", "Versions checked whole on this node against the origin's integrity data (full-object CRC or MD5 ETag).", nil, &m.versionsVerified),
+		counter("spot_checks_total", "Chunks from peers re-read from the origin by their auditor, by result.", prometheus.Labels{"result": "passed"}, &m.spotChecks.passed),
+		counter("spot_checks_total", "Chunks from peers re-read from the origin by their auditor, by result.", prometheus.Labels{"result": "lie"}, &m.spotChecks.lies),
+		counter("spot_checks_total", "Chunks from peers re-read from the origin by their auditor, by result.", prometheus.Labels{"result": "failed"}, &m.spotChecks.failed),
 		counter("origin_wait_exceeded_total", "Client requests answered 503 (Retry-After) because the origin gave no answer within --origin-wait; the fetch went on.", nil, &m.clientWaits),
 		counter("background_tasks_dropped_total", "Background tasks (home read-ahead, manifest lookups) dropped because the queue was full or Run was not running.", nil, &m.tasksDropped),
 		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),

@@ -33,6 +33,8 @@ type BlockStore interface {
 	Borrow(ctx context.Context, c cid.Cid) (data []byte, release func(), err error)
 	Has(ctx context.Context, c cid.Cid) (bool, error)
 	Put(ctx context.Context, c cid.Cid, data []byte) error
+	// Delete removes a block (a chunk of a version proven false).
+	Delete(ctx context.Context, c cid.Cid) error
 	PutBlock(ctx context.Context, b content.Block) error
 	Pin(ctx context.Context, c cid.Cid) error
 	Unpin(ctx context.Context, c cid.Cid) error
@@ -88,6 +90,7 @@ type Node struct {
 
 	origin *originfetch.Fetcher // every origin chunk read
 	bg     *tasks               // background work, run by Run
+	trust  *trust               // versions from peers not verified yet (verify.go)
 
 	// chunks: one flight per chunk and role (see chunkFlightKey); a fetch
 	// publishes the origin read it writes into, for cut-through.
@@ -150,6 +153,7 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 		cancel: cancel,
 		origin: fetcher,
 		bg:     newTasks(backgroundQueue),
+		trust:  newTrust(o.now),
 	}
 	if o.cluster != nil {
 		cl, err := newCluster(*o.cluster, n.now)

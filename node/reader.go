@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
@@ -30,7 +31,7 @@ func (n *Node) GetObject(ctx context.Context, info gateway.ObjectInfo, off, leng
 	}
 	v := n.version(info.Bucket, info.Key, info.ETag, info.Size)
 	r := &chunkReader{
-		n: n, v: v, ctx: ctx, cancel: func() {},
+		n: n, v: v, ctx: ctx, cancel: func() {}, check: n.newStreamCheck(ctx, v, off, length),
 		off: off, end: off + length,
 		first: off / v.ChunkSize, next: off / v.ChunkSize, last: (off + length - 1) / v.ChunkSize,
 	}
@@ -84,6 +85,10 @@ type chunkReader struct {
 	cur        []byte // unread part of the current chunk
 	curRelease func() // gives the current chunk back; nil when none
 	err        error  // sticky
+	// check: a full read of a version not verified yet is checked
+	// against the origin's integrity data as its chunks pass (verify.go);
+	// nil when not needed.
+	check *streamCheck
 
 	mu        sync.Mutex // guards the fields below
 	closed    bool       // Close was called: launch nothing more
@@ -137,6 +142,22 @@ func (r *chunkReader) wait() error {
 	if int64(len(p.data)) != want {
 		p.release()
 		return fmt.Errorf("chunk %d: %d bytes, want %d: %w", p.i, len(p.data), want, errShortChunk)
+	}
+	if r.check != nil {
+		// Before any byte of the chunk is exposed: the last chunk of a
+		// version that proves false is never released.
+		last, ok := r.check.add(p.i, p.data)
+		if !ok {
+			p.release()
+			r.check = nil
+			r.n.poison(r.ctx, r.v, "a full read does not match the origin's checksum", "")
+			return gateway.WithRetryAfter(fmt.Errorf("node: %s/%s: the bytes from peers do not match the origin's checksum; dropped, read again: %w",
+				r.v.Bucket, r.v.Key, gateway.ErrUnavailable), time.Second)
+		}
+		if last {
+			r.check = nil
+			r.n.verified(r.ctx, r.v)
+		}
 	}
 	from := max(r.off, start) - start
 	to := min(r.end, start+want) - start

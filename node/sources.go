@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/node/originfetch"
 	"github.com/shoal-cache/shoal/node/placement"
@@ -53,7 +55,8 @@ func (n *Node) fromProviders(ctx context.Context, req chunkReq) (content.Block, 
 // stall timeout (it sends keep-alives while it works) and is penalized,
 // so the chunks after it pass it over. The answer's CID must be the raw
 // CID of the bytes under the version's hash, and equal to req.cid if known.
-func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Placement) (content.Block, bool) {
+// It also returns the home that served it.
+func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Placement) (content.Block, peer.ID, bool) {
 	cl := n.cl
 	v := req.v
 	// want carries the CID prefix (v1, raw, the version's hash) of this
@@ -67,7 +70,7 @@ func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Plac
 		b, err := cl.Transfer.FetchVerified(ctx, p, key)
 		if err != nil {
 			if ctx.Err() != nil {
-				return content.Block{}, false
+				return content.Block{}, "", false
 			}
 			n.log.Debug("home node could not serve chunk", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.i, "err", err)
 			continue
@@ -80,9 +83,9 @@ func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Plac
 			n.log.Warn("home node sent a chunk that does not verify", "home", p, "bucket", v.Bucket, "key", v.Key, "chunk", req.i)
 			continue
 		}
-		return b, true
+		return b, p, true
 	}
-	return content.Block{}, false
+	return content.Block{}, "", false
 }
 
 // fromOrigin reads the chunk from the origin, pinned to the version's ETag,

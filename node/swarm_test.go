@@ -324,8 +324,8 @@ func TestSwarmManifestFromDHT(t *testing.T) {
 	eventually(t, 30*time.Second, "manifest record and providers visible from d", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		rec, err := d.r.GetManifestRecord(ctx, "b", "m", etagOf(data))
-		if err != nil || !rec.Manifest.Equals(mc) {
+		recs, err := d.r.GetManifestRecords(ctx, "b", "m", etagOf(data), v.ChunkSize, v.Hash)
+		if err != nil || !recs[0].Manifest.Equals(mc) {
 			return false
 		}
 		for _, c := range append(chunks, mc) {

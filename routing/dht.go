@@ -64,12 +64,13 @@ const (
 	// cluster finishes in milliseconds; one still running after the settle
 	// is waiting on a peer that does not answer.
 	findSettle = 500 * time.Millisecond
-	// manifestQuorum: GetManifestRecord stops after quorum+1 valid records
+	// manifestQuorum: GetManifestRecords stops after quorum+1 valid records
 	// (kad-dht counts the local copy, which most nodes hold as one of the k
-	// closest), instead of waiting for every queried peer. Every copy of one
-	// version's record names the same manifest unless nodes cut it with
-	// different chunk sizes, which the node checks anyway.
-	manifestQuorum = 1
+	// closest), instead of waiting for every queried peer. Every honest copy
+	// of one version's record names the same manifest (the key includes the
+	// chunk size and hash); three copies from different peers give a
+	// conflicting claim held by some of the k closest a chance to be seen.
+	manifestQuorum = 2
 )
 
 // Sentinel errors of the router.
@@ -142,10 +143,11 @@ func (c Config) Validate() error {
 // Router is Shoal's view of the private DHT: announce and find chunk
 // providers, publish and read manifest records.
 type Router struct {
-	host host.Host
-	dht  *dht.IpfsDHT
-	prov *provider.SweepingProvider
-	log  *slog.Logger
+	host      host.Host
+	dht       *dht.IpfsDHT
+	prov      *provider.SweepingProvider
+	validator *ManifestValidator
+	log       *slog.Logger
 }
 
 // Option injects collaborators into NewDHT.
@@ -175,13 +177,14 @@ func NewDHT(ctx context.Context, h host.Host, cfg Config, opts ...Option) (*Rout
 	for _, opt := range opts {
 		opt(&o)
 	}
+	validator := NewManifestValidator(cfg.RecordMaxAge)
 	d, err := dht.New(h,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.BootstrapPeers(), // never the public IPFS bootstrappers
 		// Only our namespace: the default /pk and /ipns validators are not
 		// installed when a validator is set.
-		dht.Validator(record.NamespacedValidator{ManifestNamespace: ManifestValidator{}}),
+		dht.Validator(record.NamespacedValidator{ManifestNamespace: validator}),
 		dht.BucketSize(cfg.BucketSize),
 		dht.Concurrency(cfg.Concurrency),
 		dht.Resiliency(cfg.Resiliency),
@@ -219,7 +222,7 @@ func NewDHT(ctx context.Context, h host.Host, cfg Config, opts ...Option) (*Rout
 		d.Close()
 		return nil, fmt.Errorf("routing: new provider: %w", err)
 	}
-	return &Router{host: h, dht: d, prov: prov, log: o.log.With("component", "routing")}, nil
+	return &Router{host: h, dht: d, prov: prov, validator: validator, log: o.log.With("component", "routing")}, nil
 }
 
 // Host returns the libp2p host the router runs on.
@@ -332,8 +335,16 @@ collect:
 	return out, nil
 }
 
-// PutManifestRecord publishes rec under its DHT key.
+// PutManifestRecord signs rec with this host's key (it becomes the
+// publisher) and publishes it under its DHT key.
 func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) error {
+	key := r.host.Peerstore().PrivKey(r.host.ID())
+	if key == nil {
+		return fmt.Errorf("routing: put manifest record: no private key for %s", r.host.ID())
+	}
+	if err := rec.Sign(key); err != nil {
+		return err
+	}
 	val, err := rec.MarshalBinary()
 	if err != nil {
 		return err
@@ -344,16 +355,21 @@ func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) erro
 	return nil
 }
 
-// GetManifestRecord returns the best manifest record of an object version
-// among the first manifestQuorum+1 found, or ErrNotFound. When ctx ends
-// after a record was found it returns that record.
-func (r *Router) GetManifestRecord(ctx context.Context, bucket, key, etag string) (ManifestRecord, error) {
+// GetManifestRecords returns the manifest records of an object version cut
+// with chunkSize and hash: first the one the lookup settled on (the
+// earliest valid publication among the first manifestQuorum+1 found), then
+// every other claim seen for the version recently (a conflict: all but at
+// most one are false; the caller settles it against the origin). It
+// returns ErrNotFound if there is none. When ctx ends after a record was
+// found it returns what it has.
+func (r *Router) GetManifestRecords(ctx context.Context, bucket, key, etag string, chunkSize int64, hash string) ([]ManifestRecord, error) {
 	r.awaitTable(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	vals, err := r.dht.SearchValue(ctx, ManifestRecordKey(bucket, key, etag), dht.Quorum(manifestQuorum))
+	dkey := ManifestRecordKey(bucket, key, etag, chunkSize, hash)
+	vals, err := r.dht.SearchValue(ctx, dkey, dht.Quorum(manifestQuorum))
 	if err != nil {
-		return ManifestRecord{}, fmt.Errorf("routing: get manifest record: %w", err)
+		return nil, fmt.Errorf("routing: get manifest record: %w", err)
 	}
 	var val []byte
 	for v := range vals {
@@ -361,18 +377,24 @@ func (r *Router) GetManifestRecord(ctx context.Context, bucket, key, etag string
 	}
 	if val == nil {
 		if err := ctx.Err(); err != nil {
-			return ManifestRecord{}, fmt.Errorf("routing: get manifest record: %w", err)
+			return nil, fmt.Errorf("routing: get manifest record: %w", err)
 		}
-		return ManifestRecord{}, fmt.Errorf("routing: manifest %s/%s: %w", bucket, key, ErrNotFound)
+		return nil, fmt.Errorf("routing: manifest %s/%s: %w", bucket, key, ErrNotFound)
 	}
 	rec, err := DecodeManifestRecord(val)
 	if err != nil {
-		return ManifestRecord{}, err
+		return nil, err
 	}
 	if rec.Bucket != bucket || rec.Key != key || rec.ETag != etag {
-		return ManifestRecord{}, fmt.Errorf("%w: record for another object", ErrBadRecord)
+		return nil, fmt.Errorf("%w: record for another object", ErrBadRecord)
 	}
-	return rec, nil
+	out := []ManifestRecord{rec}
+	for _, c := range r.validator.Conflicts(dkey) {
+		if !c.SameClaim(rec) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // tableWait bounds how long a lookup waits for an empty routing table to

@@ -262,6 +262,11 @@ func testRecord(ts time.Time) ManifestRecord {
 	}
 }
 
+// getRecords looks rec's version up.
+func getRecords(ctx context.Context, r *Router, rec ManifestRecord) ([]ManifestRecord, error) {
+	return r.GetManifestRecords(ctx, rec.Bucket, rec.Key, rec.ETag, rec.ChunkSize, rec.Hash)
+}
+
 func TestSwarmManifestRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("swarm test")
@@ -269,43 +274,100 @@ func TestSwarmManifestRecords(t *testing.T) {
 	s := newSwarm(t, 6, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	old := testRecord(time.Unix(1700000000, 0).UTC())
-	if err := s.routers[1].PutManifestRecord(ctx, old); err != nil {
+	honest := testRecord(time.Now().Add(-time.Minute).UTC())
+	if err := s.routers[1].PutManifestRecord(ctx, honest); err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range s.routers {
-		got, err := r.GetManifestRecord(ctx, old.Bucket, old.Key, old.ETag)
+		got, err := getRecords(ctx, r, honest)
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
-		if !recordsEqual(got, old) {
-			t.Fatalf("node %d: got %+v want %+v", i, got, old)
+		if len(got) != 1 || !got[0].SameClaim(honest) || got[0].Publisher != s.routers[1].Host().ID() || got[0].Verify() != nil {
+			t.Fatalf("node %d: got %+v want %+v signed by node 1", i, got, honest)
 		}
 	}
-	newer := old
-	newer.Manifest = content.Sum(content.SHA256, []byte("manifest v2"))
-	newer.Timestamp = old.Timestamp.Add(time.Minute)
-	if err := s.routers[4].PutManifestRecord(ctx, newer); err != nil {
-		t.Fatal(err)
+	// Another member claims another manifest for the same version, dated
+	// as far ahead as the validators allow: it does not displace the
+	// earlier claim, and readers see the conflict.
+	forged := honest
+	forged.Manifest = content.Sum(content.SHA256, []byte("forged manifest"))
+	forged.Timestamp = time.Now().Add(MaxClockSkew - 10*time.Second)
+	// (A peer that holds the earlier claim refuses to replace it: the
+	// publisher's own store may already say no.)
+	_ = s.routers[4].PutManifestRecord(ctx, forged)
+	got, err := getRecords(ctx, s.routers[0], honest)
+	if err != nil || len(got) == 0 || !got[0].SameClaim(honest) {
+		t.Fatalf("after a later, conflicting put: %+v, %v (want the first claim first)", got, err)
 	}
-	got, err := s.routers[0].GetManifestRecord(ctx, old.Bucket, old.Key, old.ETag)
-	if err != nil || !got.Manifest.Equals(newer.Manifest) {
-		t.Fatalf("after newer put: %+v, %v", got, err)
+	// A record dated beyond the skew window is refused by the publisher's
+	// own DHT before it goes anywhere.
+	future := honest
+	future.Manifest = content.Sum(content.SHA256, []byte("far future"))
+	future.Timestamp = time.Now().Add(time.Hour)
+	if err := s.routers[5].PutManifestRecord(ctx, future); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("far-future record: %v, want ErrBadRecord", err)
 	}
 
-	if _, err := s.routers[2].GetManifestRecord(ctx, "photos", "missing", `"x"`); !errors.Is(err, ErrNotFound) {
+	missing := honest
+	missing.Key = "missing"
+	if _, err := getRecords(ctx, s.routers[2], missing); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing record: got %v, want ErrNotFound", err)
 	}
 
 	// A record stored under another object's key is refused by the network.
-	val, _ := newer.MarshalBinary()
-	otherKey := ManifestRecordKey("photos", "2024/dog.jpg", newer.ETag)
+	val, _ := got[0].MarshalBinary()
+	otherKey := ManifestRecordKey("photos", "2024/dog.jpg", honest.ETag, honest.ChunkSize, honest.Hash)
 	if err := s.routers[3].dht.PutValue(ctx, otherKey, val); err == nil {
 		t.Fatal("dht accepted a record under another object's key")
 	}
 	// Other namespaces are not served.
 	if err := s.routers[3].dht.PutValue(ctx, "/pk/whatever", []byte("x")); err == nil {
 		t.Fatal("dht accepted a /pk record")
+	}
+}
+
+// TestSwarmManifestConflictSeen: when members hold different claims for a
+// version (a forger's record reached some of the closest peers first), a
+// lookup returns both, so the reader can settle it against the origin.
+func TestSwarmManifestConflictSeen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("swarm test")
+	}
+	s := newSwarm(t, 6, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	honest := testRecord(time.Now().Add(-time.Minute).UTC())
+	forged := honest
+	forged.Manifest = content.Sum(content.SHA256, []byte("forged manifest"))
+	forged.Timestamp = honest.Timestamp.Add(-time.Second) // dated back: it wins the DHT
+	if err := forged.Sign(signingKey(t, 9)); err != nil {
+		t.Fatal(err)
+	}
+	fval, _ := forged.MarshalBinary()
+	if err := s.routers[1].PutManifestRecord(ctx, honest); err != nil {
+		t.Fatal(err)
+	}
+	// The forger writes its record straight into some peers' stores.
+	for _, i := range []int{2, 3, 4} {
+		if err := s.routers[i].dht.PutValue(ctx, honest.DHTKey(), fval); err != nil {
+			t.Logf("router %d refused the forged value: %v", i, err)
+		}
+	}
+	seen := false
+	for range 5 {
+		got, err := getRecords(ctx, s.routers[0], honest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) >= 2 {
+			seen = (got[0].SameClaim(honest) || got[1].SameClaim(honest)) &&
+				(got[0].SameClaim(forged) || got[1].SameClaim(forged))
+			break
+		}
+	}
+	if !seen {
+		t.Fatal("a lookup over peers holding different claims did not report the conflict")
 	}
 }
 
@@ -337,7 +399,7 @@ func TestLookupsWithHungPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	owner, asker := s.routers[0], s.routers[1]
-	rec := testRecord(time.Unix(1700000000, 0).UTC())
+	rec := testRecord(time.Now().UTC())
 	if err := owner.PutManifestRecord(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -367,8 +429,8 @@ func TestLookupsWithHungPeer(t *testing.T) {
 	// only an early return passes (with slack for a loaded CI machine).
 	lctx, lcancel := context.WithTimeout(ctx, 8*time.Second)
 	defer lcancel()
-	got, err := asker.GetManifestRecord(lctx, rec.Bucket, rec.Key, rec.ETag)
-	if err != nil || !recordsEqual(got, rec) {
+	got, err := getRecords(lctx, asker, rec)
+	if err != nil || !got[0].SameClaim(rec) {
 		t.Fatalf("manifest record with a hung peer: %+v, %v", got, err)
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 8*time.Second)
@@ -390,7 +452,7 @@ func TestLookupRightAfterJoin(t *testing.T) {
 	s := newSwarm(t, 3, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rec := testRecord(time.Unix(1700000000, 0).UTC())
+	rec := testRecord(time.Now().UTC())
 	if err := s.routers[0].PutManifestRecord(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -412,8 +474,8 @@ func TestLookupRightAfterJoin(t *testing.T) {
 		if err := h.Connect(ctx, info(s.routers[round%3].Host())); err != nil {
 			t.Fatal(err)
 		}
-		got, err := late.GetManifestRecord(ctx, rec.Bucket, rec.Key, rec.ETag)
-		if err != nil || !recordsEqual(got, rec) {
+		got, err := getRecords(ctx, late, rec)
+		if err != nil || !got[0].SameClaim(rec) {
 			t.Fatalf("round %d: record right after joining: %+v, %v", round, got, err)
 		}
 		provs, err := late.FindProviders(ctx, c, 1)

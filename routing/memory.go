@@ -17,14 +17,14 @@ type MemoryNetwork struct {
 	mu sync.Mutex
 	// providers and records are guarded by mu.
 	providers map[string]map[peer.ID]peer.AddrInfo // multihash bytes -> providers
-	records   map[string]ManifestRecord            // DHT key -> newest record
+	records   map[string][]ManifestRecord          // DHT key -> claims, earliest publication first
 }
 
 // NewMemoryNetwork returns an empty in-memory network.
 func NewMemoryNetwork() *MemoryNetwork {
 	return &MemoryNetwork{
 		providers: make(map[string]map[peer.ID]peer.AddrInfo),
-		records:   make(map[string]ManifestRecord),
+		records:   make(map[string][]ManifestRecord),
 	}
 }
 
@@ -120,7 +120,10 @@ func (r *MemoryRouter) FindProviders(ctx context.Context, c cid.Cid, limit int) 
 	return out, nil
 }
 
-// PutManifestRecord stores rec unless a newer one is already stored.
+// PutManifestRecord stores rec (it neither signs nor verifies: a test
+// double). A record of a claim already stored keeps the earliest
+// publication; a different claim is kept beside it (a conflict), ordered
+// by publication, as the DHT's validator would settle and note it.
 func (r *MemoryRouter) PutManifestRecord(ctx context.Context, rec ManifestRecord) error {
 	if err := r.check(ctx); err != nil {
 		return err
@@ -132,25 +135,38 @@ func (r *MemoryRouter) PutManifestRecord(ctx context.Context, rec ManifestRecord
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	k := rec.DHTKey()
-	if old, ok := n.records[k]; !ok || !old.Timestamp.After(rec.Timestamp) {
-		n.records[k] = rec
+	recs := n.records[k]
+	for i, o := range recs {
+		if o.SameClaim(rec) {
+			if rec.Timestamp.Before(o.Timestamp) {
+				recs[i] = rec
+			}
+			rec = ManifestRecord{}
+			break
+		}
 	}
+	if rec.Manifest.Defined() {
+		recs = append(recs, rec)
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Timestamp.Before(recs[j].Timestamp) })
+	n.records[k] = recs
 	return nil
 }
 
-// GetManifestRecord returns the stored record or ErrNotFound.
-func (r *MemoryRouter) GetManifestRecord(ctx context.Context, bucket, key, etag string) (ManifestRecord, error) {
+// GetManifestRecords returns the stored claims, earliest first, or
+// ErrNotFound.
+func (r *MemoryRouter) GetManifestRecords(ctx context.Context, bucket, key, etag string, chunkSize int64, hash string) ([]ManifestRecord, error) {
 	if err := r.check(ctx); err != nil {
-		return ManifestRecord{}, err
+		return nil, err
 	}
 	n := r.net
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	rec, ok := n.records[ManifestRecordKey(bucket, key, etag)]
-	if !ok {
-		return ManifestRecord{}, fmt.Errorf("routing: manifest %s/%s: %w", bucket, key, ErrNotFound)
+	recs := n.records[ManifestRecordKey(bucket, key, etag, chunkSize, hash)]
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("routing: manifest %s/%s: %w", bucket, key, ErrNotFound)
 	}
-	return rec, nil
+	return append([]ManifestRecord(nil), recs...), nil
 }
 
 // Close makes further calls fail with ErrClosed.

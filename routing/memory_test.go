@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-cache/shoal/internal/content"
 )
 
 func TestMemoryRouter(t *testing.T) {
@@ -33,7 +35,7 @@ func TestMemoryRouter(t *testing.T) {
 
 	old := testRecord(time.Unix(1700000000, 0))
 	newer := old
-	newer.Size++
+	newer.Manifest = content.Sum(content.SHA256, []byte("another manifest"))
 	newer.Timestamp = old.Timestamp.Add(time.Second)
 	if err := a.PutManifestRecord(ctx, newer); err != nil {
 		t.Fatal(err)
@@ -41,11 +43,16 @@ func TestMemoryRouter(t *testing.T) {
 	if err := b.PutManifestRecord(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.GetManifestRecord(ctx, old.Bucket, old.Key, old.ETag)
-	if err != nil || got.Size != newer.Size {
-		t.Fatalf("newest should win: %+v, %v", got, err)
+	again := old
+	again.Timestamp = old.Timestamp.Add(time.Hour) // the same claim, later
+	if err := b.PutManifestRecord(ctx, again); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := b.GetManifestRecord(ctx, "x", "y", "z"); !errors.Is(err, ErrNotFound) {
+	got, err := b.GetManifestRecords(ctx, old.Bucket, old.Key, old.ETag, old.ChunkSize, old.Hash)
+	if err != nil || len(got) != 2 || !recordsEqual(got[0], old) || !got[1].SameClaim(newer) {
+		t.Fatalf("earliest first, the conflicting claim next: %+v, %v", got, err)
+	}
+	if _, err := b.GetManifestRecords(ctx, "x", "y", "z", 1, "h"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
 	a.Close()

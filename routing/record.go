@@ -7,11 +7,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-cache/shoal/internal/s3name"
 )
@@ -27,18 +30,36 @@ const (
 	maxETagLen     = s3name.MaxETagLen
 	maxHashNameLen = 32  // "sha2-256", "blake3"
 	maxCIDLen      = 128 // CIDv1 + multihash of a 256-bit digest is ~36 bytes
+	maxPeerIDLen   = 64  // an Ed25519 peer ID is 38 bytes
+	maxSigLen      = 128 // an Ed25519 signature is 64 bytes
 	// MaxManifestRecordSize bounds an encoded record.
-	MaxManifestRecordSize = 1 + 5*binaryMaxUvarint + maxBucketLen + maxObjectKey + maxETagLen + maxHashNameLen + maxCIDLen + 8
-	binaryMaxUvarint      = binary.MaxVarintLen64
+	MaxManifestRecordSize = 1 + 5*binaryMaxUvarint + maxBucketLen + maxObjectKey + maxETagLen + maxHashNameLen +
+		maxCIDLen + 8 + 2*binaryMaxUvarint + maxPeerIDLen + maxSigLen
+	binaryMaxUvarint = binary.MaxVarintLen64
 
-	recordVersion byte = 1
+	// recordVersion 2: signed by its publisher. Version 1 records (unsigned)
+	// are refused.
+	recordVersion byte = 2
+
+	// MaxClockSkew bounds how far in the future a record's timestamp may
+	// lie by the validating node's clock: nodes' clocks agree to well under
+	// a minute with NTP, and a record dated later than that is a claim to
+	// outrank records that do not exist yet.
+	MaxClockSkew = 5 * time.Minute
 )
+
+// recordSigPrefix separates a manifest record signature from any other use
+// of a node's key.
+const recordSigPrefix = "shoal-manifest-record/2\x00"
 
 // ErrBadRecord: a manifest record failed to decode or validate.
 var ErrBadRecord = errors.New("routing: bad manifest record")
 
-// ManifestRecord maps one S3 object version (bucket, key, ETag) to the CID
-// of its chunk manifest. It is published in the DHT under ManifestRecordKey.
+// ManifestRecord maps one S3 object version (bucket, key, ETag), cut with
+// a chunk size and hash, to the CID of its chunk manifest. It is published
+// in the DHT under ManifestRecordKey, signed by its publisher: a record
+// says who claims what, so a claim proven false (by the origin) costs its
+// publisher, and nobody can make a claim in another node's name.
 type ManifestRecord struct {
 	Bucket    string
 	Key       string
@@ -47,27 +68,42 @@ type ManifestRecord struct {
 	ChunkSize int64     // chunk size the manifest was cut with
 	Hash      string    // chunk hash function name (content.Hash)
 	Manifest  cid.Cid   // CID of the manifest
-	Timestamp time.Time // when the record was made; newest wins
+	Timestamp time.Time // when the record was made
+	// Publisher is the node that made the claim; Signature is its
+	// signature over the rest (set by Sign).
+	Publisher peer.ID
+	Signature []byte
 }
 
 var recordKeyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// ManifestRecordKey returns the DHT key of an object version:
-// "/shoal-obj/<base32 of sha256(bucket \0 key \0 etag)>".
-func ManifestRecordKey(bucket, key, etag string) string {
+// ManifestRecordKey returns the DHT key of an object version cut with
+// chunkSize and hash: "/shoal-obj/<base32 of sha256(bucket \0 key \0 etag
+// \0 chunkSize \0 hash)>". Nodes that cut a version alike compute the same
+// manifest, so two different records under one key are a conflict: one of
+// them is false.
+func ManifestRecordKey(bucket, key, etag string, chunkSize int64, hash string) string {
 	h := sha256.New()
-	h.Write([]byte(bucket))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
-	h.Write([]byte{0})
-	h.Write([]byte(etag))
+	for _, s := range []string{bucket, key, etag, strconv.FormatInt(chunkSize, 10), hash} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
 	return "/" + ManifestNamespace + "/" + strings.ToLower(recordKeyEncoding.EncodeToString(h.Sum(nil)))
 }
 
 // DHTKey returns the record's DHT key.
-func (r ManifestRecord) DHTKey() string { return ManifestRecordKey(r.Bucket, r.Key, r.ETag) }
+func (r ManifestRecord) DHTKey() string {
+	return ManifestRecordKey(r.Bucket, r.Key, r.ETag, r.ChunkSize, r.Hash)
+}
 
-// Validate checks field bounds.
+// SameClaim reports whether two records say the same of the same version
+// (whoever published them, whenever).
+func (r ManifestRecord) SameClaim(o ManifestRecord) bool {
+	return r.Bucket == o.Bucket && r.Key == o.Key && r.ETag == o.ETag && r.Size == o.Size &&
+		r.ChunkSize == o.ChunkSize && r.Hash == o.Hash && r.Manifest.Equals(o.Manifest)
+}
+
+// Validate checks field bounds (not the signature: see Verify).
 func (r ManifestRecord) Validate() error {
 	switch {
 	case r.Bucket == "" || len(r.Bucket) > maxBucketLen:
@@ -82,18 +118,19 @@ func (r ManifestRecord) Validate() error {
 		return fmt.Errorf("%w: size %d chunk size %d", ErrBadRecord, r.Size, r.ChunkSize)
 	case !r.Manifest.Defined() || r.Manifest.ByteLen() > maxCIDLen:
 		return fmt.Errorf("%w: manifest cid", ErrBadRecord)
+	case len(r.Publisher) > maxPeerIDLen || len(r.Signature) > maxSigLen:
+		return fmt.Errorf("%w: publisher or signature too long", ErrBadRecord)
 	}
 	return nil
 }
 
-// MarshalBinary encodes r compactly: a version byte, length-prefixed
-// strings, uvarints, the CID bytes and the timestamp in Unix nanoseconds.
-func (r ManifestRecord) MarshalBinary() ([]byte, error) {
+// signed is the encoding without the signature: what is signed.
+func (r ManifestRecord) signed() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	c := r.Manifest.Bytes()
-	b := make([]byte, 0, 64+len(r.Bucket)+len(r.Key)+len(r.ETag)+len(c))
+	b := make([]byte, 0, 96+len(r.Bucket)+len(r.Key)+len(r.ETag)+len(c)+len(r.Publisher))
 	b = append(b, recordVersion)
 	b = appendString(b, r.Bucket)
 	b = appendString(b, r.Key)
@@ -103,7 +140,59 @@ func (r ManifestRecord) MarshalBinary() ([]byte, error) {
 	b = appendString(b, r.Hash)
 	b = appendString(b, string(c))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Timestamp.UnixNano()))
+	b = appendString(b, string(r.Publisher))
 	return b, nil
+}
+
+// Sign sets Publisher to the key's peer ID and Signature to its signature.
+func (r *ManifestRecord) Sign(key crypto.PrivKey) error {
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("routing: sign record: %w", err)
+	}
+	r.Publisher = id
+	msg, err := r.signed()
+	if err != nil {
+		return err
+	}
+	sig, err := key.Sign(append([]byte(recordSigPrefix), msg...))
+	if err != nil {
+		return fmt.Errorf("routing: sign record: %w", err)
+	}
+	r.Signature = sig
+	return nil
+}
+
+// Verify checks the record's signature against its publisher's key (the
+// peer ID embeds an Ed25519 public key).
+func (r ManifestRecord) Verify() error {
+	if r.Publisher == "" || len(r.Signature) == 0 {
+		return fmt.Errorf("%w: unsigned", ErrBadRecord)
+	}
+	pub, err := r.Publisher.ExtractPublicKey()
+	if err != nil {
+		return fmt.Errorf("%w: publisher %s: %v", ErrBadRecord, r.Publisher, err)
+	}
+	msg, err := r.signed()
+	if err != nil {
+		return err
+	}
+	ok, err := pub.Verify(append([]byte(recordSigPrefix), msg...), r.Signature)
+	if err != nil || !ok {
+		return fmt.Errorf("%w: bad signature by %s", ErrBadRecord, r.Publisher)
+	}
+	return nil
+}
+
+// MarshalBinary encodes r: the signed part (a version byte,
+// length-prefixed strings, uvarints, the CID bytes, the timestamp in Unix
+// nanoseconds, the publisher), then the length-prefixed signature.
+func (r ManifestRecord) MarshalBinary() ([]byte, error) {
+	b, err := r.signed()
+	if err != nil {
+		return nil, err
+	}
+	return appendString(b, string(r.Signature)), nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -111,8 +200,9 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// DecodeManifestRecord decodes and validates an encoded record. Any
-// malformed, oversized or trailing input is an ErrBadRecord.
+// DecodeManifestRecord decodes and validates an encoded record (not its
+// signature: see Verify). Any malformed, oversized or trailing input is an
+// ErrBadRecord.
 func DecodeManifestRecord(data []byte) (ManifestRecord, error) {
 	var r ManifestRecord
 	if len(data) > MaxManifestRecordSize {
@@ -130,6 +220,8 @@ func DecodeManifestRecord(data []byte) (ManifestRecord, error) {
 	r.Hash = d.string(maxHashNameLen)
 	cb := d.string(maxCIDLen)
 	ts := d.uint64()
+	pub := d.string(maxPeerIDLen)
+	sig := d.string(maxSigLen)
 	if d.err != nil {
 		return ManifestRecord{}, d.err
 	}
@@ -142,6 +234,8 @@ func DecodeManifestRecord(data []byte) (ManifestRecord, error) {
 	}
 	r.Manifest = c
 	r.Timestamp = time.Unix(0, int64(ts)).UTC()
+	r.Publisher = peer.ID(pub)
+	r.Signature = []byte(sig)
 	if err := r.Validate(); err != nil {
 		return ManifestRecord{}, err
 	}
@@ -214,38 +308,84 @@ func (d *decoder) uint64() uint64 {
 }
 
 // ManifestValidator is the DHT record validator of the "shoal-obj"
-// namespace: a value must decode, and its (bucket, key, etag) must hash to
-// the key it is stored under, so nobody can plant a record for another
-// object. Among valid values, the newest timestamp wins.
-type ManifestValidator struct{}
+// namespace. A value must decode, hash to the key it is stored under (nobody
+// can plant a record for another object), carry a valid signature of its
+// publisher, and be dated no later than MaxClockSkew from now and no earlier
+// than MaxAge ago.
+//
+// Select never lets "newest wins" decide: among valid records the earliest
+// publication wins, whatever the claims (a later record cannot displace a
+// claim by dating itself ahead, and a record dated back loses that much of
+// its lifetime); a record dated more than MaxClockSkew ahead is invalid. When
+// the values hold different claims (a conflict: one of them is false, see
+// ManifestRecordKey) the conflict is noted (Conflicts) for the reader, who
+// settles it against the origin — the DHT cannot tell which is true.
+type ManifestValidator struct {
+	// MaxAge bounds a record's age (0: no bound).
+	MaxAge time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 
-var _ record.Validator = ManifestValidator{}
-
-// Validate implements record.Validator.
-func (ManifestValidator) Validate(key string, value []byte) error {
-	r, err := DecodeManifestRecord(value)
-	if err != nil {
-		return err
-	}
-	if r.DHTKey() != key {
-		return fmt.Errorf("%w: record for %s/%s stored under another key", ErrBadRecord, r.Bucket, r.Key)
-	}
-	return nil
+	conflicts *conflictLog
 }
 
-// Select implements record.Validator: the index of the newest valid value.
-func (v ManifestValidator) Select(key string, values [][]byte) (int, error) {
+// NewManifestValidator returns a validator that notes conflicts.
+func NewManifestValidator(maxAge time.Duration) *ManifestValidator {
+	return &ManifestValidator{MaxAge: maxAge, conflicts: newConflictLog()}
+}
+
+var _ record.Validator = (*ManifestValidator)(nil)
+
+func (v *ManifestValidator) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+// Validate implements record.Validator.
+func (v *ManifestValidator) Validate(key string, value []byte) error {
+	_, err := v.decode(key, value)
+	return err
+}
+
+func (v *ManifestValidator) decode(key string, value []byte) (ManifestRecord, error) {
+	r, err := DecodeManifestRecord(value)
+	if err != nil {
+		return r, err
+	}
+	if r.DHTKey() != key {
+		return r, fmt.Errorf("%w: record for %s/%s stored under another key", ErrBadRecord, r.Bucket, r.Key)
+	}
+	if err := r.Verify(); err != nil {
+		return r, err
+	}
+	now := v.now()
+	if r.Timestamp.After(now.Add(MaxClockSkew)) {
+		return r, fmt.Errorf("%w: dated %s, more than %v ahead", ErrBadRecord, r.Timestamp.Format(time.RFC3339), MaxClockSkew)
+	}
+	if v.MaxAge > 0 && r.Timestamp.Before(now.Add(-v.MaxAge)) {
+		return r, fmt.Errorf("%w: dated %s, older than %v", ErrBadRecord, r.Timestamp.Format(time.RFC3339), v.MaxAge)
+	}
+	return r, nil
+}
+
+// Select implements record.Validator (see the type's doc). It does not
+// depend on the order of values (kad-dht passes the held value first when
+// searching, last when storing).
+func (v *ManifestValidator) Select(key string, values [][]byte) (int, error) {
 	best := -1
 	var bestRec ManifestRecord
 	var bestRaw []byte
 	for i, val := range values {
-		if v.Validate(key, val) != nil {
+		r, err := v.decode(key, val)
+		if err != nil {
 			continue
 		}
-		r, _ := DecodeManifestRecord(val)
-		// Newest wins; on equal timestamps the smaller encoding wins so
-		// every node picks the same value.
-		if best < 0 || r.Timestamp.After(bestRec.Timestamp) ||
+		if best >= 0 && !r.SameClaim(bestRec) && v.conflicts != nil {
+			v.conflicts.add(key, bestRec, r)
+		}
+		if best < 0 || r.Timestamp.Before(bestRec.Timestamp) ||
 			(r.Timestamp.Equal(bestRec.Timestamp) && bytes.Compare(val, bestRaw) < 0) {
 			best, bestRec, bestRaw = i, r, val
 		}
@@ -254,4 +394,13 @@ func (v ManifestValidator) Select(key string, values [][]byte) (int, error) {
 		return 0, fmt.Errorf("%w: no valid value among %d", ErrBadRecord, len(values))
 	}
 	return best, nil
+}
+
+// Conflicts returns the claims seen for key other than the one a lookup
+// settled on (nil if none), as noted by recent Select calls.
+func (v *ManifestValidator) Conflicts(key string) []ManifestRecord {
+	if v.conflicts == nil {
+		return nil
+	}
+	return v.conflicts.get(key)
 }

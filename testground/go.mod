@@ -10,7 +10,10 @@ require (
 	github.com/shoal-cache/shoal v0.0.0-00010101000000-000000000000
 )
 
-require github.com/zeebo/blake3 v0.2.4 // indirect
+require (
+	github.com/minio/crc64nvme v1.1.1 // indirect
+	github.com/zeebo/blake3 v0.2.4 // indirect
+)
 
 require (
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect

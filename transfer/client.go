@@ -73,6 +73,16 @@ func (c *Client) Penalized(p peer.ID) bool {
 	return !c.peers.info(p).PenalizedUntil.IsZero()
 }
 
+// PenalizeLiar puts p in the penalty box for CorruptPenalty, as for
+// corrupt bytes, for a lie its caller proved: a manifest or a chunk that
+// matches the CID it was named by but not what the origin confirms. It is
+// counted in shoal_transfer_corrupt_total and logged with why.
+func (c *Client) PenalizeLiar(p peer.ID, why string) {
+	c.metrics.corrupt.Inc()
+	c.peers.penalize(p, c.cfg.CorruptPenalty)
+	c.log.Warn("peer lied", "peer", p, "why", why)
+}
+
 // judge penalizes p for the outcome err of a Fetch or Meta: corrupt bytes
 // for CorruptPenalty; a stall, a broken connection or a protocol violation
 // for PenaltyDuration. An answer (not found, busy, a remote error such as

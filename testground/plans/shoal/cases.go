@@ -116,9 +116,9 @@ func (in *instance) waitFindable(ctx context.Context, objs []objectMsg) error {
 		}
 		var cids []cid.Cid
 		for {
-			rec, err := in.m.router.GetManifestRecord(ctx, in.p.Bucket, o.Key, info.ETag)
+			recs, err := in.m.router.GetManifestRecords(ctx, in.p.Bucket, o.Key, info.ETag, in.p.ChunkSize, "sha2-256") // the node's default hash
 			if err == nil {
-				cids = append(cids, rec.Manifest)
+				cids = append(cids, recs[0].Manifest)
 				break
 			}
 			if ctx.Err() != nil {
