@@ -211,6 +211,12 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 			if n.sumAgrees(ctx, req, blk) {
 				n.m.peer.Add(1)
 				n.keep(ctx, blk)
+				if n.trust.isDistrusted(req.v) {
+					// Proven false while it landed: not kept, and the
+					// caller gets the origin's bytes.
+					_ = n.store.Delete(ctx, blk.CID())
+					return n.fetch(ctx, req, place, home, publish)
+				}
 				n.spotCheck(place, req, blk.CID(), n.trust.supplierOf(req.v, req.i))
 				return chunkData{blk.CID(), blk.Data()}, nil
 			}
@@ -239,6 +245,9 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 			return chunkData{}, err
 		}
 		return t.wait(ctx)
+	}
+	if n.trust.isDistrusted(req.v) {
+		req.cid = n.knownCID(ctx, req) // the index may have been dropped since
 	}
 	blk, err := n.fromOrigin(ctx, req, place, publish)
 	if err != nil {
@@ -294,8 +303,11 @@ func (n *Node) fromStore(ctx context.Context, req chunkReq, borrow bool) (chunkD
 // When the version's index is complete, completed checks it against the
 // origin and builds its manifest (verify.go).
 func (n *Node) land(ctx context.Context, req chunkReq, b content.Block, from peer.ID) {
-	n.keep(ctx, b)
 	v := req.v
+	if from != "" && n.trust.isDistrusted(v) {
+		return // proven false while this chunk was on its way: not kept
+	}
+	n.keep(ctx, b)
 	var sum catalog.Sum
 	if check := n.originCheckOf(ctx, v); check.alg != sumNone {
 		sum = catalog.Sum{Alg: check.alg, Value: chunkSum(check.alg, b.Data())}
@@ -306,6 +318,13 @@ func (n *Node) land(ctx context.Context, req chunkReq, b content.Block, from pee
 		return
 	}
 	if from != "" {
+		if n.trust.isDistrusted(v) {
+			// Proven false meanwhile (poison marks the version before it
+			// drops the index, so one of the two drops this record).
+			_ = n.cat.DropVersion(ctx, v)
+			_ = n.store.Delete(ctx, b.CID())
+			return
+		}
 		n.trust.supplied(v, req.i, from)
 	} else {
 		n.judgeAgainstOrigin(v, req.i, b.CID())

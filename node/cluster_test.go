@@ -27,14 +27,16 @@ import (
 // recordingRouter is a MemoryRouter that records provide and stop calls.
 type recordingRouter struct {
 	*routing.MemoryRouter
+	net      *routing.MemoryNetwork
 	mu       sync.Mutex
 	provided map[cid.Cid]int
 	stopped  map[cid.Cid]int
 }
 
 func newRecordingRouter(self peer.ID) *recordingRouter {
+	net := routing.NewMemoryNetwork()
 	return &recordingRouter{
-		MemoryRouter: routing.NewMemoryNetwork().Router(peer.AddrInfo{ID: self}),
+		MemoryRouter: net.Router(peer.AddrInfo{ID: self}), net: net,
 		provided:     map[cid.Cid]int{}, stopped: map[cid.Cid]int{},
 	}
 }
@@ -75,6 +77,8 @@ type fakeTransfer struct {
 	asked     []peer.ID
 	penalized map[peer.ID]bool
 	fetch     func(p peer.ID, key []byte) (cid.Cid, []byte, error)
+	// get answers GetVerified (nil: no provider delivers).
+	get func(c cid.Cid) ([]byte, error)
 	meta      func(p peer.ID, key []byte) ([]byte, error)
 }
 
@@ -111,7 +115,18 @@ func (f *fakeTransfer) calls() []peer.ID {
 }
 
 func (f *fakeTransfer) GetVerified(ctx context.Context, c cid.Cid, providers []peer.AddrInfo) (content.Block, error) {
-	return content.Block{}, transfer.ErrNoProviders
+	if f.get == nil {
+		return content.Block{}, transfer.ErrNoProviders
+	}
+	data, err := f.get(c)
+	if err != nil {
+		return content.Block{}, err
+	}
+	b, err := content.VerifyBlock(c, data)
+	if err != nil {
+		return content.Block{}, fmt.Errorf("%w: %w", transfer.ErrCorrupt, err)
+	}
+	return b, nil
 }
 
 // FetchVerified checks the fake home's answer against the CID it names, as
@@ -164,6 +179,13 @@ type clusterEnv struct {
 // started and stopped with the test.
 func newClusterEnv(t *testing.T, others []peer.ID) *clusterEnv {
 	t.Helper()
+	return newClusterEnvWith(t, others, Config{ChunkSize: cs}, nil)
+}
+
+// newClusterEnvWith is newClusterEnv with a configuration, and a hook
+// that sets up the fakes before the node is built.
+func newClusterEnvWith(t *testing.T, others []peer.ID, cfg Config, setup func(*clusterEnv)) *clusterEnv {
+	t.Helper()
 	self := peer.ID("self")
 	e := &clusterEnv{store: newMemStore(), org: newFakeOrigin(), router: newRecordingRouter(self),
 		tr: &fakeTransfer{}, self: self, others: others}
@@ -173,7 +195,10 @@ func newClusterEnv(t *testing.T, others []peer.ID) *clusterEnv {
 	}
 	t.Cleanup(func() { cat.Close() })
 	e.cat = cat
-	e.n, err = New(Config{ChunkSize: cs}, e.store, e.org, cat,
+	if setup != nil {
+		setup(e)
+	}
+	e.n, err = New(cfg, e.store, e.org, cat,
 		WithCluster(Cluster{Router: e.router, Transfer: e.tr, Members: fixedMembers{self, others}}))
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +206,11 @@ func newClusterEnv(t *testing.T, others []peer.ID) *clusterEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.n.Run(ctx) }()
+	await(t, "Run takes background tasks", func() bool {
+		e.n.bg.mu.Lock()
+		defer e.n.bg.mu.Unlock()
+		return e.n.bg.running
+	})
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/shoal-cache/shoal/blockstore"
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/internal/integrity"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -180,6 +183,9 @@ type fakeOrigin struct {
 	// mute is how many GetRange requests of a key get no answer at all
 	// until their context ends (a lost handshake).
 	mute map[string]int
+	// crc: HEAD reports a full-object CRC64NVME (as S3 does with checksum
+	// mode on); md5: HEAD says the ETag is the object's MD5.
+	crc, md5 bool
 }
 
 // stallingBody delivers its bytes, then blocks until closed (a TCP
@@ -290,8 +296,16 @@ func (o *fakeOrigin) HeadObject(ctx context.Context, bucket, key string) (origin
 	if err != nil {
 		return origin.ObjectInfo{}, err
 	}
-	return origin.ObjectInfo{Bucket: bucket, Key: key, ETag: ob.etag, Size: int64(len(ob.data)),
-		ContentType: ob.ct, LastModified: epoch, Metadata: maps.Clone(ob.meta), CacheControl: "max-age=60"}, nil
+	info := origin.ObjectInfo{Bucket: bucket, Key: key, ETag: ob.etag, Size: int64(len(ob.data)),
+		ContentType: ob.ct, LastModified: epoch, Metadata: maps.Clone(ob.meta), CacheControl: "max-age=60"}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.crc {
+		info.Checksums = origin.Checksums{Type: origin.ChecksumFullObject,
+			CRC64NVME: base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, integrity.ChecksumCRC64NVME(ob.data)))}
+	}
+	info.ETagIsMD5 = o.md5
+	return info, nil
 }
 
 func (o *fakeOrigin) GetRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -106,6 +107,12 @@ func (n *Node) fromOrigin(ctx context.Context, req chunkReq, place placement.Pla
 		return content.Block{}, err
 	}
 	if req.cid.Defined() && !blk.CID().Equals(req.cid) {
+		if from := n.trust.supplierOf(v, req.i); from != "" || n.trust.isDistrusted(v) {
+			// The CID came from a peer (a manifest's publisher), or
+			// from a version proven false since: the origin's bytes win.
+			n.poison(ctx, v, fmt.Sprintf("chunk %d: the origin's bytes are not the CID a peer named", req.i), from)
+			return blk, nil
+		}
 		// Same ETag, other bytes: the origin is not behaving like S3. Never
 		// serve bytes that disagree with what this version was recorded as.
 		// (Peers that streamed them from this home check the CID they know

@@ -314,6 +314,9 @@ func sumValues(sums []catalog.Sum, alg byte) ([]uint64, bool) {
 // supplied chunks are judged when the origin is read again (landed).
 func (n *Node) poison(ctx context.Context, v catalog.Version, why string, liar peer.ID) {
 	ctx = context.WithoutCancel(ctx)
+	if n.trust.isDistrusted(v) {
+		return // dropped already: what is read now comes from the origin
+	}
 	n.m.forgeries.Add(1)
 	n.log.Error("version from peers proven false; dropping it and reading it from the origin",
 		"bucket", v.Bucket, "key", v.Key, "etag", v.ETag, "why", why, "liar", liar)
@@ -404,8 +407,8 @@ func (n *Node) spotCheck(place placement.Placement, req chunkReq, got cid.Cid, s
 			return
 		}
 		if !blk.CID().Equals(got) {
-			n.m.spotChecks.lies.Add(1)
 			n.poison(ctx, v, fmt.Sprintf("spot check: chunk %d differs from the origin's", req.i), supplier)
+			n.m.spotChecks.lies.Add(1)
 			return
 		}
 		n.m.spotChecks.passed.Add(1)
@@ -474,6 +477,9 @@ func (s *streamCheck) add(i int64, data []byte) (last, ok bool) {
 // proves the manifest false: the version is poisoned and its publisher
 // penalized. Without a recorded checksum there is nothing to check.
 func (n *Node) sumAgrees(ctx context.Context, req chunkReq, b content.Block) bool {
+	if n.trust.isDistrusted(req.v) {
+		return false // proven false while this chunk was on its way
+	}
 	s, err := n.cat.ChunkSum(ctx, req.v, req.i)
 	if err != nil || s.Alg == sumNone || chunkSum(s.Alg, b.Data()) == s.Value {
 		return true
