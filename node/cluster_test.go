@@ -37,7 +37,7 @@ func newRecordingRouter(self peer.ID) *recordingRouter {
 	net := routing.NewMemoryNetwork()
 	return &recordingRouter{
 		MemoryRouter: net.Router(peer.AddrInfo{ID: self}), net: net,
-		provided:     map[cid.Cid]int{}, stopped: map[cid.Cid]int{},
+		provided: map[cid.Cid]int{}, stopped: map[cid.Cid]int{},
 	}
 }
 
@@ -78,8 +78,8 @@ type fakeTransfer struct {
 	penalized map[peer.ID]bool
 	fetch     func(p peer.ID, key []byte) (cid.Cid, []byte, error)
 	// get answers GetVerified (nil: no provider delivers).
-	get func(c cid.Cid) ([]byte, error)
-	meta      func(p peer.ID, key []byte) ([]byte, error)
+	get  func(c cid.Cid) ([]byte, error)
+	meta func(p peer.ID, key []byte) ([]byte, error)
 }
 
 // penalize puts p in the penalty box (as transfer.Client does with a peer
