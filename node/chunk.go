@@ -309,7 +309,7 @@ func (n *Node) land(ctx context.Context, req chunkReq, b content.Block, from pee
 	}
 	n.keep(ctx, b)
 	var sum catalog.Sum
-	if check := n.originCheckOf(ctx, v); check.alg != sumNone {
+	if check := n.originCheckOf(ctx, v); check.alg != SumNone {
 		sum = catalog.Sum{Alg: check.alg, Value: chunkSum(check.alg, b.Data())}
 	}
 	known, err := n.cat.PutChunkSum(ctx, v, req.i, b.CID(), sum)

@@ -34,12 +34,14 @@ const (
 	manifestV2 = 2
 )
 
-// Chunk checksum algorithms of a manifest (and of catalog.Sum.Alg).
+// Chunk checksum algorithms of a manifest (Manifest.SumAlg, and
+// catalog.Sum.Alg): the full-object CRCs S3 offers, which combine across
+// chunks.
 const (
-	sumNone      byte = 0
-	sumCRC64NVME byte = 1
-	sumCRC32C    byte = 2
-	sumCRC32     byte = 3
+	SumNone      byte = 0
+	SumCRC64NVME byte = 1
+	SumCRC32C    byte = 2
+	SumCRC32     byte = 3
 )
 
 // Decoder bounds: S3's limits on names (package s3name), and ours.
@@ -82,7 +84,7 @@ type Manifest struct {
 	ChunkSize int64
 	Hash      content.Hash
 	Chunks    []cid.Cid
-	// SumAlg names the chunk checksums in Sums (sumNone: none); Sums has
+	// SumAlg names the chunk checksums in Sums (SumNone: none); Sums has
 	// one per chunk when it is set.
 	SumAlg byte
 	Sums   []uint64
@@ -97,7 +99,7 @@ func (m Manifest) Encode() []byte {
 	b := make([]byte, 0, n+1+8*len(m.Sums))
 	b = append(b, manifestMagic...)
 	ver := byte(manifestV1)
-	if m.SumAlg != sumNone {
+	if m.SumAlg != SumNone {
 		ver = manifestV2
 	}
 	b = append(b, ver)
@@ -247,7 +249,7 @@ func DecodeManifest(b []byte) (Manifest, error) {
 			return Manifest{}, fmt.Errorf("%w: no checksum algorithm", ErrBadManifest)
 		}
 		m.SumAlg, r.b = r.b[0], r.b[1:]
-		if m.SumAlg < sumCRC64NVME || m.SumAlg > sumCRC32 {
+		if m.SumAlg < SumCRC64NVME || m.SumAlg > SumCRC32 {
 			return Manifest{}, fmt.Errorf("%w: checksum algorithm %d", ErrBadManifest, m.SumAlg)
 		}
 		if uint64(len(r.b)) < 8*count {
@@ -256,7 +258,7 @@ func DecodeManifest(b []byte) (Manifest, error) {
 		m.Sums = make([]uint64, count)
 		for i := range m.Sums {
 			m.Sums[i] = binary.BigEndian.Uint64(r.b[8*i:])
-			if m.SumAlg != sumCRC64NVME && m.Sums[i] > 0xffffffff {
+			if m.SumAlg != SumCRC64NVME && m.Sums[i] > 0xffffffff {
 				return Manifest{}, fmt.Errorf("%w: chunk %d: 32-bit checksum out of range", ErrBadManifest, i)
 			}
 		}

@@ -135,8 +135,8 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 		}
 		n.log.Warn("conflicting manifest records for one version: a member lies; settling against the origin",
 			"bucket", v.Bucket, "key", v.Key, "etag", v.ETag, "claims", len(recs), "publishers", publishers,
-			"origin_crc", check.alg != sumNone)
-		if check.alg == sumNone {
+			"origin_crc", check.alg != SumNone)
+		if check.alg == SumNone {
 			n.m.manifestsRejected.Add(int64(len(recs)))
 			return fmt.Errorf("node: %d conflicting manifest records of %s/%s and no origin checksum to settle them: %w",
 				len(recs), v.Bucket, v.Key, errNoManifest)
@@ -157,7 +157,7 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 			errs = append(errs, err)
 			continue
 		}
-		if check.alg != sumNone && (m.SumAlg != check.alg || !check.sumsConfirm(v, m.Sums)) {
+		if check.alg != SumNone && (m.SumAlg != check.alg || !check.sumsConfirm(v, m.Sums)) {
 			n.m.manifestsRejected.Add(1)
 			if m.SumAlg == check.alg {
 				// Checksums the origin disproves: a made-up claim.
@@ -216,7 +216,7 @@ func (n *Node) fetchManifest(ctx context.Context, v catalog.Version, mc cid.Cid)
 func (n *Node) acceptManifest(ctx context.Context, v catalog.Version, m Manifest, mc cid.Cid, fetched content.Block, publisher peer.ID) error {
 	for i, c := range m.Chunks {
 		var sum catalog.Sum
-		if m.SumAlg != sumNone {
+		if m.SumAlg != SumNone {
 			sum = catalog.Sum{Alg: m.SumAlg, Value: m.Sums[i]}
 		}
 		if _, err := n.cat.PutChunkSum(ctx, v, int64(i), c, sum); err != nil {
@@ -256,7 +256,7 @@ func (n *Node) ensureManifest(ctx context.Context, v catalog.Version) (cid.Cid, 
 	m := Manifest{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size,
 		ChunkSize: v.ChunkSize, Hash: content.Hash(v.Hash), Chunks: chunks}
 	publish := true
-	if check := n.originCheckOf(ctx, v); check.alg != sumNone && len(chunks) > 0 {
+	if check := n.originCheckOf(ctx, v); check.alg != SumNone && len(chunks) > 0 {
 		if sums, err := n.cat.ChunkSums(ctx, v); err == nil {
 			if vals, ok := sumValues(sums, check.alg); ok {
 				m.SumAlg, m.Sums = check.alg, vals

@@ -75,12 +75,12 @@ const (
 
 // originCheck is what the origin says a version's bytes hash to.
 type originCheck struct {
-	alg byte   // sumCRC64NVME, sumCRC32C, sumCRC32, or sumNone
+	alg byte   // SumCRC64NVME, SumCRC32C, SumCRC32, or SumNone
 	crc uint64 // the full-object CRC under alg
 	md5 []byte // the MD5 of a single-part upload's ETag, or nil
 }
 
-func (c originCheck) any() bool { return c.alg != sumNone || c.md5 != nil }
+func (c originCheck) any() bool { return c.alg != SumNone || c.md5 != nil }
 
 // checkOf reads the integrity data of an origin's description of a
 // version: a full-object CRC (not a composite one, which needs the part
@@ -93,7 +93,7 @@ func checkOf(o origin.ObjectInfo) originCheck {
 			alg byte
 			val string
 			n   int
-		}{{sumCRC64NVME, ck.CRC64NVME, 8}, {sumCRC32C, ck.CRC32C, 4}, {sumCRC32, ck.CRC32, 4}} {
+		}{{SumCRC64NVME, ck.CRC64NVME, 8}, {SumCRC32C, ck.CRC32C, 4}, {SumCRC32, ck.CRC32, 4}} {
 			if x.val == "" || strings.Contains(x.val, "-") {
 				continue
 			}
@@ -121,11 +121,11 @@ func checkOf(o origin.ObjectInfo) originCheck {
 // chunkSum is data's checksum under alg.
 func chunkSum(alg byte, data []byte) uint64 {
 	switch alg {
-	case sumCRC64NVME:
+	case SumCRC64NVME:
 		return integrity.ChecksumCRC64NVME(data)
-	case sumCRC32C:
+	case SumCRC32C:
 		return uint64(integrity.ChecksumCRC32C(data))
-	case sumCRC32:
+	case SumCRC32:
 		return uint64(crc32.ChecksumIEEE(data))
 	}
 	return 0
@@ -134,11 +134,11 @@ func chunkSum(alg byte, data []byte) uint64 {
 // combineSums is the checksum of a's bytes followed by b's (len2 bytes).
 func combineSums(alg byte, a, b uint64, len2 int64) uint64 {
 	switch alg {
-	case sumCRC64NVME:
+	case SumCRC64NVME:
 		return integrity.CombineCRC64NVME(a, b, len2)
-	case sumCRC32C:
+	case SumCRC32C:
 		return uint64(integrity.CombineCRC32C(uint32(a), uint32(b), len2))
-	case sumCRC32:
+	case SumCRC32:
 		return uint64(integrity.CombineCRC32(uint32(a), uint32(b), len2))
 	}
 	return 0
@@ -147,7 +147,7 @@ func combineSums(alg byte, a, b uint64, len2 int64) uint64 {
 // sumsConfirm reports whether v's chunk checksums combine to the origin's
 // full-object CRC.
 func (c originCheck) sumsConfirm(v catalog.Version, sums []uint64) bool {
-	if c.alg == sumNone || int64(len(sums)) != v.NumChunks() {
+	if c.alg == SumNone || int64(len(sums)) != v.NumChunks() {
 		return false
 	}
 	var all uint64
@@ -263,7 +263,7 @@ func (n *Node) versionVerified(ctx context.Context, v catalog.Version) bool {
 // publishes the manifest unless v proved false.
 func (n *Node) completed(ctx context.Context, v catalog.Version) {
 	check := n.originCheckOf(ctx, v)
-	if check.alg != sumNone {
+	if check.alg != SumNone {
 		sums, err := n.cat.ChunkSums(ctx, v)
 		if err == nil {
 			vals, ok := sumValues(sums, check.alg)
@@ -441,7 +441,7 @@ func (n *Node) newStreamCheck(ctx context.Context, v catalog.Version, off, lengt
 		return nil
 	}
 	s := &streamCheck{v: v, check: check}
-	if check.alg == sumNone {
+	if check.alg == SumNone {
 		s.md5 = md5.New()
 	}
 	return s
@@ -481,7 +481,7 @@ func (n *Node) sumAgrees(ctx context.Context, req chunkReq, b content.Block) boo
 		return false // proven false while this chunk was on its way
 	}
 	s, err := n.cat.ChunkSum(ctx, req.v, req.i)
-	if err != nil || s.Alg == sumNone || chunkSum(s.Alg, b.Data()) == s.Value {
+	if err != nil || s.Alg == SumNone || chunkSum(s.Alg, b.Data()) == s.Value {
 		return true
 	}
 	n.poison(ctx, req.v, fmt.Sprintf("chunk %d does not match its checksum in the manifest", req.i),

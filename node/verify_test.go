@@ -36,11 +36,11 @@ func forge(size int, seed uint64) forgery {
 }
 
 // manifest is the forger's manifest of v, with chunk checksums of its
-// forged bytes under alg (sumNone: none).
+// forged bytes under alg (SumNone: none).
 func (f forgery) manifest(v catalog.Version, alg byte) (cid.Cid, []byte) {
 	m := Manifest{Bucket: v.Bucket, Key: v.Key, ETag: v.ETag, Size: v.Size, ChunkSize: v.ChunkSize,
 		Hash: content.Hash(v.Hash), Chunks: f.chunks}
-	if alg != sumNone {
+	if alg != SumNone {
 		m.SumAlg = alg
 		for off := int64(0); off < v.Size; off += v.ChunkSize {
 			m.Sums = append(m.Sums, chunkSum(alg, f.data[off:min(off+v.ChunkSize, v.Size)]))
@@ -69,7 +69,7 @@ func TestForgedManifestRefusedByOriginCRC(t *testing.T) {
 	e := newClusterEnvWith(t, []peer.ID{evil}, cfg, func(e *clusterEnv) { e.org.crc = true })
 	e.org.set("b", "k", data)
 	v := e.n.version("b", "k", etagOf(data), size)
-	mc, mb := f.manifest(v, sumCRC64NVME)
+	mc, mb := f.manifest(v, SumCRC64NVME)
 	blocks := map[cid.Cid][]byte{mc: mb}
 	for c, b := range f.blocks {
 		blocks[c] = b
@@ -140,9 +140,9 @@ func TestForgedChunkUnderHonestChecksums(t *testing.T) {
 	e.org.set("b", "k", data)
 	v := e.n.version("b", "k", etagOf(data), size)
 	m := Manifest{Bucket: "b", Key: "k", ETag: v.ETag, Size: size, ChunkSize: cs, Hash: content.Hash(v.Hash),
-		Chunks: f.chunks, SumAlg: sumCRC64NVME}
+		Chunks: f.chunks, SumAlg: SumCRC64NVME}
 	for off := 0; off < size; off += cs {
-		m.Sums = append(m.Sums, chunkSum(sumCRC64NVME, data[off:off+cs]))
+		m.Sums = append(m.Sums, chunkSum(SumCRC64NVME, data[off:off+cs]))
 	}
 	mc, mb := m.CID()
 	blocks := map[cid.Cid][]byte{mc: mb}
