@@ -134,8 +134,8 @@ type Config struct {
 	// negative: no bound); then it gets ErrUnavailable with a Retry-After
 	// hint while the fetch goes on for the others.
 	OriginWait time.Duration
-	// SpotCheckRate: the fraction of chunks from peers, of versions whose
-	// origin offers no integrity data, that their auditor re-reads from
+	// SpotCheckRate: the fraction of chunks from peers, of versions not
+	// verified against the origin yet, that their auditor re-reads from
 	// the origin (default 0.01; negative: none). See verify.go.
 	SpotCheckRate float64
 	// Fetch tunes how chunks the node does not hold are fetched.

@@ -45,7 +45,9 @@ import (
 //     chunks stream (the CRC, or an MD5 ETag of a single-part upload): the
 //     last chunk is released to the client only if the whole matches, so a
 //     client never gets complete wrong bytes; it gets a failed transfer.
-//   - Where the origin offers nothing, a chunk received from a peer is
+//   - Where the origin offers nothing (and for ranged reads, which no
+//     full-object checksum can check), a chunk of a version not verified
+//     yet received from a peer is
 //     re-read from the origin with probability SpotCheckRate by the node
 //     that comes second in the chunk's placement (its auditor, so the
 //     cluster re-reads a fraction SpotCheckRate of such chunks once, not
@@ -60,8 +62,8 @@ import (
 // Integrity settings.
 const (
 	// DefaultSpotCheckRate: the fraction of chunks received from peers,
-	// for versions whose origin offers no integrity data, that their
-	// auditor re-reads from the origin. 1% adds 1% to the origin's bytes
+	// of versions not verified yet, that their auditor re-reads from the
+	// origin. 1% adds 1% to the origin's bytes
 	// (within the 1.02x origin amplification target) and catches a lie
 	// about k chunks with probability 1-0.99^k: 92% for a forged 1 GiB
 	// object of 256 chunks, 40% for a single forged chunk.

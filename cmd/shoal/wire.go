@@ -200,13 +200,14 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	}
 
 	n, err := node.New(node.Config{
-		ChunkSize:   int64(c.ChunkSize),
-		Hash:        content.Hash(c.Hash),
-		MetadataTTL: c.MetadataTTL,
-		Immutable:   c.Immutable,
-		ListTTL:     c.ListTTL,
-		ReadAhead:   c.ReadAhead,
-		OriginWait:  c.OriginWait,
+		ChunkSize:     int64(c.ChunkSize),
+		Hash:          content.Hash(c.Hash),
+		MetadataTTL:   c.MetadataTTL,
+		Immutable:     c.Immutable,
+		ListTTL:       c.ListTTL,
+		ReadAhead:     c.ReadAhead,
+		OriginWait:    c.OriginWait,
+		SpotCheckRate: spotCheckRate(c.SpotCheckRate),
 		Fetch: node.FetchPolicy{
 			Origin:        originfetch.Policy{Slots: c.OriginFetches, Stall: c.OriginStall},
 			OriginStreams: c.OriginStreams,
@@ -291,4 +292,13 @@ func (a adminBackend) Unpin(ctx context.Context, bucket, prefix string) (any, er
 
 func (a adminBackend) Prefetch(ctx context.Context, bucket, prefix string) (any, error) {
 	return a.n.Prefetch(ctx, bucket, prefix)
+}
+
+// spotCheckRate maps the option (0: never) to node.Config's (0: the
+// default, negative: never).
+func spotCheckRate(r float64) float64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }

@@ -56,6 +56,9 @@ type Config struct {
 	// OriginWait: how long a client waits for an answer needing the origin
 	// before a 503 with Retry-After.
 	OriginWait time.Duration `yaml:"origin-wait"`
+	// SpotCheckRate: the fraction of peer chunks re-read from the origin
+	// by their auditor, for versions not verified yet (0: never).
+	SpotCheckRate float64 `yaml:"spot-check-rate"`
 	// Fetch tuning (0: the node's default; see docs/FETCH.md).
 	OriginFetches int           `yaml:"origin-fetches"`
 	OriginStall   time.Duration `yaml:"origin-stall"`

@@ -96,6 +96,17 @@ func integer(f func(c *Config) *int) func(*Config, string) error {
 	}
 }
 
+func fraction(f func(c *Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || x < 0 || x > 1 {
+			return fmt.Errorf("bad fraction %q (want 0 .. 1, such as 0.01)", v)
+		}
+		*f(c) = x
+		return nil
+	}
+}
+
 // listOption completes a List option accumulating into field.
 func listOption(o Option, field func(c *Config) *[]string) Option {
 	o.List = true
@@ -190,6 +201,11 @@ func Options() []Option {
 		{Name: "origin-wait", Arg: "DURATION", Default: "15s",
 			Help: "how long a client waits for an answer that needs the origin (a HEAD, the first chunk of a GET) before a 503 with Retry-After; the node keeps trying",
 			set:  duration(func(c *Config) *time.Duration { return &c.OriginWait })},
+		// 1%: within the 1.02x origin amplification target; see
+		// node.DefaultSpotCheckRate and docs/SECURITY.md.
+		{Name: "spot-check-rate", Arg: "FRACTION", Default: "0.01",
+			Help: "fraction of the chunks received from peers, of versions not yet verified against the origin, that the chunk's auditor re-reads from the origin to catch a lying member (0: never)",
+			set:  fraction(func(c *Config) *float64 { return &c.SpotCheckRate })},
 		{Name: "origin-fetches", Arg: "N", Default: "0",
 			Help: "origin chunk fetches in flight on this node (0: the default, 16)",
 			set:  integer(func(c *Config) *int { return &c.OriginFetches })},
