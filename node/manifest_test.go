@@ -18,6 +18,65 @@ func testManifest(size, chunk int64, h content.Hash) Manifest {
 	return m
 }
 
+// withSums is m with chunk checksums under alg (format v2).
+func withSums(m Manifest, alg byte) Manifest {
+	m.SumAlg = alg
+	m.Sums = nil
+	for i := range m.Chunks {
+		s := uint64(i)*0x9e3779b97f4a7c15 + 1
+		if alg != SumCRC64NVME {
+			s &= 0xffffffff
+		}
+		m.Sums = append(m.Sums, s)
+	}
+	return m
+}
+
+func TestManifestV2RoundTrip(t *testing.T) {
+	for _, alg := range []byte{SumCRC64NVME, SumCRC32C, SumCRC32} {
+		m := withSums(testManifest(5*(4<<20)+3, 4<<20, content.SHA256), alg)
+		b := m.Encode()
+		got, err := DecodeManifest(b)
+		if err != nil {
+			t.Fatalf("alg %d: %v", alg, err)
+		}
+		if got.SumAlg != alg || len(got.Sums) != len(m.Sums) || !bytes.Equal(got.Encode(), b) {
+			t.Fatalf("alg %d: round trip changed the manifest: %+v", alg, got)
+		}
+		for i := range m.Sums {
+			if got.Sums[i] != m.Sums[i] {
+				t.Fatalf("alg %d: sum %d = %x, want %x", alg, i, got.Sums[i], m.Sums[i])
+			}
+		}
+		// The checksums are part of the manifest's identity.
+		c1, _ := m.CID()
+		c2, _ := testManifest(5*(4<<20)+3, 4<<20, content.SHA256).CID()
+		if c1.Equals(c2) {
+			t.Fatal("a manifest with checksums has the CID of one without")
+		}
+	}
+}
+
+func TestDecodeManifestV2Rejects(t *testing.T) {
+	good := withSums(testManifest(3*(4<<20), 4<<20, content.SHA256), SumCRC32C)
+	enc := good.Encode()
+	big := good
+	big.Sums = append([]uint64(nil), good.Sums...)
+	big.Sums[1] = 1 << 40 // a 32-bit CRC cannot be this
+	badAlg := bytes.Clone(enc)
+	badAlg[len(enc)-1-8*len(good.Sums)] = 9
+	for name, b := range map[string][]byte{
+		"truncated sums":  enc[:len(enc)-3],
+		"trailing":        append(bytes.Clone(enc), 0),
+		"32-bit overflow": big.Encode(),
+		"unknown alg":     badAlg,
+	} {
+		if _, err := DecodeManifest(b); !errors.Is(err, ErrBadManifest) {
+			t.Errorf("%s: got %v, want ErrBadManifest", name, err)
+		}
+	}
+}
+
 func TestManifestRoundTrip(t *testing.T) {
 	for _, m := range []Manifest{
 		testManifest(0, 4<<20, content.SHA256),
@@ -85,6 +144,8 @@ func FuzzManifestDecode(f *testing.F) {
 	f.Add(testManifest(3*(4<<20)-1, 4<<20, content.SHA256).Encode())
 	f.Add(testManifest(5, 1, content.BLAKE3).Encode())
 	f.Add([]byte("SHOALMF\x01"))
+	f.Add(withSums(testManifest(3*(4<<20)-1, 4<<20, content.SHA256), SumCRC64NVME).Encode())
+	f.Add(withSums(testManifest(2, 1, content.BLAKE3), SumCRC32).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeManifest(b)
 		if err != nil {
