@@ -90,6 +90,29 @@ type S3 struct {
 	done        chan struct{} // closed when cmd has exited
 	log         *tailBuffer
 	running     bool
+	// hung: while set, the proxy takes requests and never answers them
+	// (an origin that accepts TCP and hangs); closed by Unhang.
+	hung chan struct{}
+}
+
+// Hang makes the origin accept requests and answer none of them (each waits
+// until its client gives up or Unhang is called).
+func (s *S3) Hang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hung == nil {
+		s.hung = make(chan struct{})
+	}
+}
+
+// Unhang ends Hang: waiting requests go through.
+func (s *S3) Unhang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hung != nil {
+		close(s.hung)
+		s.hung = nil
+	}
 }
 
 // StartS3 starts a real versitygw on a free loopback port behind a counting
@@ -348,6 +371,16 @@ func (s *S3) serveProxy(ln net.Listener) {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.classify(r)
+			s.mu.Lock()
+			hung := s.hung
+			s.mu.Unlock()
+			if hung != nil {
+				select {
+				case <-hung:
+				case <-r.Context().Done():
+					return
+				}
+			}
 			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &s.bytesOut}, r)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
