@@ -246,14 +246,6 @@ func (t *trust) isDistrusted(v catalog.Version) bool {
 	return ok
 }
 
-// fromPeers reports whether this node got any chunk of v from a peer.
-func (t *trust) fromPeers(v catalog.Version) bool {
-	id := v.ID()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.suppliers[id]) > 0
-}
-
 // versionVerified reports whether v was checked whole on this node.
 func (n *Node) versionVerified(ctx context.Context, v catalog.Version) bool {
 	ok, err := n.cat.Verified(ctx, v)
