@@ -17,6 +17,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-cache/shoal/internal/badgerrepair"
 )
 
 // DiskConfig configures the SSD tier.
@@ -214,19 +216,80 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 			return nil, fmt.Errorf("blockstore: open disk: %w", err)
 		}
 	}
-	d.db, err = badger.Open(badgerOptions(indexDir, d.log))
+	idx, err := d.openIndex(indexDir)
 	if err != nil {
-		return nil, fmt.Errorf("blockstore: open disk index: %w", err)
+		return nil, err
 	}
-	if err := d.reconcile(); err != nil {
+	if err := d.reconcile(idx.records, idx.pins); err != nil {
 		return nil, errors.Join(err, d.db.Close())
+	}
+	if idx.damage != nil {
+		d.log.Error("block index was damaged: moved it aside and rebuilt the block index from the chunk files",
+			"damage", idx.damage, "moved_to", idx.aside, "blocks", len(d.index), "bytes", d.bytes,
+			"lost", "block pins (re-pin prefixes with shoal pin) and access order")
 	}
 	d.metrics.setBytes(d.bytes)
 	return d, nil
 }
 
-// reconcile loads the index and makes it agree with the files on disk.
-func (d *Disk) reconcile() error {
+// openedIndex is what openIndex found.
+type openedIndex struct {
+	records []indexRecord
+	pins    []cid.Cid
+	damage  error  // not nil: the index was damaged and is rebuilt
+	aside   string // where the damaged index was moved
+}
+
+// openIndex opens the Badger index and loads it. A damaged index (Badger
+// refuses or panics on its files, or reading it fails) is moved aside and
+// replaced by an empty one, which reconcile fills from the chunk files:
+// those are the truth, the index only remembers their sizes, access order
+// and pins. A lock held by another process or a permission or space
+// problem is an error, and nothing is moved.
+func (d *Disk) openIndex(dir string) (openedIndex, error) {
+	opts := badgerOptions(dir, d.log)
+	db, err := badgerrepair.Open(opts)
+	if err == nil {
+		records, pins, lerr := loadIndexSafe(db)
+		if lerr == nil {
+			d.db = db
+			return openedIndex{records: records, pins: pins}, nil
+		}
+		err = errors.Join(fmt.Errorf("%w: %w", badgerrepair.ErrDamaged, lerr), db.Close())
+	}
+	if !errors.Is(err, badgerrepair.ErrDamaged) {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index: %w", err)
+	}
+	aside, merr := badgerrepair.MoveAside(dir, time.Now())
+	if merr != nil {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index: %w; %w", err, merr)
+	}
+	if merr := os.MkdirAll(dir, 0o755); merr != nil {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index: %w", merr)
+	}
+	if d.db, merr = badgerrepair.Open(opts); merr != nil {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index after moving the damaged one aside: %w", merr)
+	}
+	return openedIndex{damage: err, aside: aside}, nil
+}
+
+// loadIndexSafe is loadIndex with a panic of Badger's (a table that went
+// bad after open) returned as an error.
+func loadIndexSafe(db *badger.DB) (records []indexRecord, pins []cid.Cid, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			records, pins, err = nil, nil, fmt.Errorf("blockstore: load index: badger panicked: %v", r)
+		}
+	}()
+	return loadIndex(db)
+}
+
+// reconcile makes the loaded index agree with the files on disk, which are
+// the truth: leftover temp files and junk are removed, index entries
+// without a file are dropped, and block files the index does not know (a
+// crash between rename and index write, or an index rebuilt after damage)
+// are indexed with their size on disk; every read verifies them anyway.
+func (d *Disk) reconcile(records []indexRecord, pins []cid.Cid) error {
 	tmp, err := os.ReadDir(d.tmpDir)
 	if err != nil {
 		return fmt.Errorf("blockstore: open disk: %w", err)
@@ -235,10 +298,6 @@ func (d *Disk) reconcile() error {
 		if err := os.RemoveAll(filepath.Join(d.tmpDir, e.Name())); err != nil {
 			return fmt.Errorf("blockstore: open disk: remove leftover: %w", err)
 		}
-	}
-	records, pins, err := loadIndex(d.db)
-	if err != nil {
-		return err
 	}
 	want := make(map[cid.Cid]int, len(records))
 	for i, r := range records {
@@ -249,7 +308,10 @@ func (d *Disk) reconcile() error {
 	if err != nil {
 		return fmt.Errorf("blockstore: open disk: %w", err)
 	}
-	var removedFiles int
+	var (
+		removedFiles int
+		adopted      []adoptedFile
+	)
 	for _, sh := range shards {
 		shardPath := filepath.Join(d.blocksDir, sh.Name())
 		if !sh.IsDir() {
@@ -266,10 +328,15 @@ func (d *Disk) reconcile() error {
 		for _, f := range files {
 			keep := false
 			if c, err := cid.Decode(f.Name()); err == nil && f.Type().IsRegular() && shardName(c) == sh.Name() {
-				if i, ok := want[c]; ok {
-					if info, err := f.Info(); err == nil && info.Size() == records[i].size {
-						keep, kept[i] = true, true
-					}
+				info, err := f.Info()
+				i, indexed := want[c]
+				switch {
+				case err != nil || info.Size() == 0:
+				case indexed && info.Size() == records[i].size:
+					keep, kept[i] = true, true
+				default:
+					keep = true
+					adopted = append(adopted, adoptedFile{c: c, size: info.Size(), mtime: info.ModTime()})
 				}
 			}
 			if !keep {
@@ -282,17 +349,32 @@ func (d *Disk) reconcile() error {
 	}
 	var stale [][]byte
 	live := records[:0]
+	var maxTick uint64
 	for i, r := range records {
 		if kept[i] {
 			live = append(live, r)
+			maxTick = max(maxTick, r.tick)
 		} else {
-			stale = append(stale, blockKey(r.c))
+			stale = append(stale, blockKey(r.c)) // re-set below if its file is adopted
+
 		}
 	}
 	if len(stale) > 0 {
 		if err := deleteKeys(d.db, stale); err != nil {
 			return err
 		}
+	}
+	// Adopted files count as used after every indexed block, oldest write
+	// first.
+	sort.Slice(adopted, func(i, j int) bool { return adopted[i].mtime.Before(adopted[j].mtime) })
+	var sets [][2][]byte
+	for i, a := range adopted {
+		r := indexRecord{c: a.c, size: a.size, tick: maxTick + uint64(i) + 1}
+		live = append(live, r)
+		sets = append(sets, [2][]byte{blockKey(r.c), encodeBlockValue(r.size, r.tick)})
+	}
+	if err := setKeys(d.db, sets); err != nil {
+		return err
 	}
 	// Oldest first, so the CLOCK hand (at 0) meets them first.
 	sort.Slice(live, func(i, j int) bool { return live[i].tick < live[j].tick })
@@ -311,8 +393,8 @@ func (d *Disk) reconcile() error {
 			d.pinnedCount++
 		}
 	}
-	if removedFiles > 0 || len(stale) > 0 {
-		d.log.Info("reconciled data directory", "removed_files", removedFiles, "removed_index_entries", len(stale))
+	if removedFiles > 0 || len(stale) > 0 || len(adopted) > 0 {
+		d.log.Info("reconciled data directory", "removed_files", removedFiles, "removed_index_entries", len(stale), "indexed_files", len(adopted))
 	}
 	// A lowered budget takes effect now.
 	if d.bytes > d.cfg.BudgetBytes {
@@ -323,6 +405,13 @@ func (d *Disk) reconcile() error {
 		}
 	}
 	return nil
+}
+
+// adoptedFile is a block file reconcile indexes from what the disk says.
+type adoptedFile struct {
+	c     cid.Cid
+	size  int64
+	mtime time.Time
 }
 
 func shardName(c cid.Cid) string {

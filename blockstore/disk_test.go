@@ -447,6 +447,9 @@ func TestDiskOpenTwiceFails(t *testing.T) {
 		d2.Close()
 		t.Fatal("second open of a data directory in use succeeded")
 	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, "index.damaged-*")); len(aside) != 0 {
+		t.Fatalf("an index in use was taken for damaged and moved aside: %v", aside)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
