@@ -19,6 +19,11 @@
 // The chunk files are the truth and the Badger index only remembers their
 // sizes, access order and pins: OpenDisk indexes block files the index does
 // not know, and a damaged index is moved aside and rebuilt from the files.
+//
+// The SSD tier's budget in force is the smaller of its configured budget
+// and what its filesystem has room for (held + free - ReserveBytes), asked
+// on every write and periodically in Run; Disk.Space reports it ("disk
+// full" and the free bytes).
 package blockstore
 
 import (

@@ -40,6 +40,20 @@ type DiskConfig struct {
 	// Badger value-log GC. Default 1 minute: ticks only order eviction after a
 	// restart, so losing a minute of them costs little.
 	MaintenanceInterval time.Duration
+	// ReserveBytes is the free space the tier leaves on its filesystem:
+	// when the filesystem has less room than the budget (someone else
+	// filled it), the budget in force shrinks to what the tier holds plus
+	// the free space minus this, and eviction keeps the tier under it.
+	// Default 256 MiB: Badger writes its memtables (2 x 16 MiB for the
+	// block index, as many for the catalog) and the catalog's 64 MiB value
+	// log through memory mappings, and a mapped write the filesystem cannot
+	// back kills the process (SIGBUS) instead of failing; the rest is
+	// margin for logs and the other writers of the disk.
+	ReserveBytes int64
+	// SpaceCheckInterval is how often Run asks the filesystem for its free
+	// space (besides every Put), so that a disk filled by someone else
+	// makes the tier evict before its next write. Default 5 s: one statfs.
+	SpaceCheckInterval time.Duration
 }
 
 // Disk defaults.
@@ -48,6 +62,8 @@ const (
 	DefaultHighWatermark       = 0.95
 	DefaultLowWatermark        = 0.85
 	DefaultMaintenanceInterval = time.Minute
+	DefaultReserveBytes        = 256 << 20
+	DefaultSpaceCheckInterval  = 5 * time.Second
 )
 
 // Disk overhead beyond payload bytes, as measured on ext4/xfs with 4 KiB
@@ -80,6 +96,12 @@ func (c DiskConfig) withDefaults() DiskConfig {
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = DefaultMaintenanceInterval
 	}
+	if c.ReserveBytes == 0 {
+		c.ReserveBytes = DefaultReserveBytes
+	}
+	if c.SpaceCheckInterval == 0 {
+		c.SpaceCheckInterval = DefaultSpaceCheckInterval
+	}
 	return c
 }
 
@@ -95,6 +117,10 @@ func (c DiskConfig) Validate() error {
 		return fmt.Errorf("blockstore: disk watermarks want 0 < low (%v) < high (%v) <= 1", c.LowWatermark, c.HighWatermark)
 	case c.MaintenanceInterval < 0:
 		return fmt.Errorf("blockstore: disk maintenance interval %v < 0", c.MaintenanceInterval)
+	case c.ReserveBytes < 0:
+		return fmt.Errorf("blockstore: disk reserve %d < 0", c.ReserveBytes)
+	case c.SpaceCheckInterval < 0:
+		return fmt.Errorf("blockstore: disk space check interval %v < 0", c.SpaceCheckInterval)
 	}
 	return nil
 }
@@ -147,6 +173,7 @@ type Disk struct {
 	cfg       DiskConfig
 	log       *slog.Logger
 	metrics   *tierMetrics
+	spaceM    *spaceMetrics
 	create    FileCreator
 	blocksDir string
 	tmpDir    string
@@ -172,6 +199,7 @@ type Disk struct {
 	misses         int64
 	evictions      int64
 	corrupt        int64
+	space          diskSpace
 	onEvict        func([]cid.Cid) // set by Tiered; called without mu held
 }
 
@@ -200,10 +228,15 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: disk metrics: %w", err)
 	}
+	sm, err := newSpaceMetrics(o.reg)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: disk metrics: %w", err)
+	}
 	d := &Disk{
 		cfg:       cfg,
 		log:       o.logger.With("component", "blockstore", "tier", tierDisk),
 		metrics:   m,
+		spaceM:    sm,
 		create:    o.create,
 		blocksDir: filepath.Join(cfg.Dir, "blocks"),
 		tmpDir:    filepath.Join(cfg.Dir, "tmp"),
@@ -229,6 +262,7 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 			"lost", "block pins (re-pin prefixes with shoal pin) and access order")
 	}
 	d.metrics.setBytes(d.bytes)
+	d.reportSpace(d.spaceLocked(), d.space.full)
 	return d, nil
 }
 
@@ -396,9 +430,12 @@ func (d *Disk) reconcile(records []indexRecord, pins []cid.Cid) error {
 	if removedFiles > 0 || len(stale) > 0 || len(adopted) > 0 {
 		d.log.Info("reconciled data directory", "removed_files", removedFiles, "removed_index_entries", len(stale), "indexed_files", len(adopted))
 	}
-	// A lowered budget takes effect now.
-	if d.bytes > d.cfg.BudgetBytes {
-		victims := d.evictLocked(0)
+	// A lowered budget, or a disk with less room than the tier holds,
+	// takes effect now.
+	free, ferr := freeSpace(d.cfg.Dir)
+	d.applySpaceLocked(free, ferr)
+	if d.bytes > d.space.limit {
+		victims := d.evictLocked(0, d.space.limit)
 		d.removeFiles(victims)
 		if err := d.flushIndexLocked(nil); err != nil {
 			return err
@@ -555,8 +592,11 @@ func (d *Disk) Has(_ context.Context, c cid.Cid) (bool, error) {
 }
 
 // Put verifies data and writes it to a temp file renamed into place, after
-// evicting unpinned blocks if usage would pass the high watermark. A failing
-// write (ENOSPC, I/O error) returns ErrFull; reads are unaffected.
+// evicting unpinned blocks if usage would pass the high watermark of the
+// budget in force (the configured budget, or less when the filesystem has
+// less room: see Space). A failing write (ENOSPC, I/O error) returns
+// ErrFull, and ErrNoSpace with it when the filesystem is full; such writes
+// count in dropped_writes_total{tier="disk"}. Reads are unaffected.
 func (d *Disk) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	if err := verify("disk put", c, data); err != nil {
 		return err
@@ -571,6 +611,7 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 	size := int64(len(data))
 	d.putMu.Lock()
 	defer d.putMu.Unlock()
+	free, ferr := freeSpace(d.cfg.Dir)
 
 	d.mu.Lock()
 	if d.closed {
@@ -589,10 +630,36 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		d.mu.Unlock()
 		return fmt.Errorf("blockstore: disk put %s: pinned blocks fill the budget: %w", c, ErrFull)
 	}
-	victims := d.evictLocked(size)
+	changed := d.applySpaceLocked(free, ferr)
+	limit := d.space.limit
+	if d.pinnedBytes+size > limit {
+		// The disk has no room for the block even after evicting all that
+		// may go: give the reserve back, refuse the write.
+		var victims []cid.Cid
+		if d.bytes > limit {
+			victims = d.evictLocked(0, limit)
+		}
+		d.noteWriteLocked(ErrNoSpace)
+		s := d.spaceLocked()
+		d.mu.Unlock()
+		d.removeFiles(victims)
+		d.notifyEvicted(victims)
+		d.metrics.droppedWrite()
+		d.reportSpace(s, changed)
+		d.mu.Lock()
+		flushErr := d.flushIndexLocked(nil)
+		used := d.bytes
+		d.mu.Unlock()
+		d.metrics.setBytes(used)
+		return errors.Join(fmt.Errorf("blockstore: disk put %s: %d bytes free on the filesystem, %d kept in reserve: %w: %w",
+			c, s.FreeBytes, s.ReserveBytes, ErrFull, ErrNoSpace), flushErr)
+	}
+	victims := d.evictLocked(size, limit)
+	before := d.spaceLocked()
 	d.mu.Unlock()
 	d.removeFiles(victims)
 	d.notifyEvicted(victims)
+	d.reportSpace(before, changed)
 
 	d.tmpSeq++
 	tmp := filepath.Join(d.tmpDir, strconv.FormatUint(d.tmpSeq, 10)+".tmp")
@@ -602,7 +669,14 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		// Index deletes of the victims still have to happen.
 		d.mu.Lock()
 		flushErr := d.flushIndexLocked(nil)
+		changed := d.noteWriteLocked(err)
+		s := d.spaceLocked()
 		d.mu.Unlock()
+		d.metrics.droppedWrite()
+		d.reportSpace(s, changed)
+		if isNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
 		return errors.Join(fmt.Errorf("blockstore: disk put %s: %w: %w", c, ErrFull, err), flushErr)
 	}
 
@@ -625,10 +699,17 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		d.removeSlotLocked(i)
 		_ = os.Remove(final)
 	}
+	changed = d.noteWriteLocked(err)
+	after := d.spaceLocked()
 	used := d.bytes
 	d.mu.Unlock()
 	d.metrics.setBytes(used)
+	d.reportSpace(after, changed)
 	if err != nil {
+		d.metrics.droppedWrite()
+		if isNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
 		return fmt.Errorf("blockstore: disk put %s: %w: %w", c, ErrFull, err)
 	}
 	return nil
@@ -655,13 +736,13 @@ func (d *Disk) writeFile(tmp, final string, data []byte) error {
 }
 
 // evictLocked frees unpinned blocks (CLOCK order) when usage plus need would
-// pass the high watermark, down to the low watermark. The caller checked
-// pinnedBytes+need <= budget, so two laps of the hand always free enough to
+// pass the high watermark of budget (the budget in force, see Space), down
+// to its low watermark. The caller checked pinnedBytes+need <= budget, so two laps of the hand always free enough to
 // stay within the budget. It returns the victims' CIDs; their files are
 // removed by the caller after releasing mu.
-func (d *Disk) evictLocked(need int64) []cid.Cid {
-	high := int64(float64(d.cfg.BudgetBytes) * d.cfg.HighWatermark)
-	low := int64(float64(d.cfg.BudgetBytes) * d.cfg.LowWatermark)
+func (d *Disk) evictLocked(need, budget int64) []cid.Cid {
+	high := int64(float64(budget) * d.cfg.HighWatermark)
+	low := int64(float64(budget) * d.cfg.LowWatermark)
 	if d.bytes+need <= high || len(d.slots) == 0 {
 		return nil
 	}
@@ -890,15 +971,26 @@ func (d *Disk) Stats() Stats {
 
 // Run performs index maintenance every MaintenanceInterval until ctx is
 // done: it persists access ticks (so eviction order survives a restart
-// approximately) and runs Badger value-log GC. It returns nil when ctx is
+// approximately) and runs Badger value-log GC; and every
+// SpaceCheckInterval it asks the filesystem for its free space, evicting
+// when the disk has less room than the tier holds plus its reserve. It returns nil when ctx is
 // done and ErrClosed if the Disk is closed first.
 func (d *Disk) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.MaintenanceInterval)
 	defer t.Stop()
+	space := time.NewTicker(d.cfg.SpaceCheckInterval)
+	defer space.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-space.C:
+			if err := d.checkSpace(); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return err
+				}
+				d.log.Warn("disk space check", "err", err)
+			}
 		case <-t.C:
 			if err := d.maintain(); err != nil {
 				if errors.Is(err, ErrClosed) {

@@ -370,8 +370,11 @@ func TestDiskFull(t *testing.T) {
 			fc.full.Store(true)
 			c, data := storetest.Block(t, 50000)
 			err := d.Put(ctx, c, data)
-			if !errors.Is(err, blockstore.ErrFull) || !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("put on a full disk: %v, want ErrFull wrapping ENOSPC", err)
+			if !errors.Is(err, blockstore.ErrFull) || !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, blockstore.ErrNoSpace) {
+				t.Fatalf("put on a full disk: %v, want ErrFull and ErrNoSpace wrapping ENOSPC", err)
+			}
+			if sp := d.Space(); sp.FullWrites != 1 {
+				t.Fatalf("space after a write failed with ENOSPC: %+v, want 1 full write", sp)
 			}
 			if ok, _ := d.Has(ctx, c); ok {
 				t.Fatal("failed put left the block indexed")
