@@ -365,9 +365,10 @@ func (d *Disk) reconcile(records []indexRecord, pins []cid.Cid) error {
 				info, err := f.Info()
 				i, indexed := want[c]
 				switch {
-				case err != nil || info.Size() == 0:
+				case err != nil:
 				case indexed && info.Size() == records[i].size:
 					keep, kept[i] = true, true
+				case info.Size() == 0: // nothing to adopt
 				default:
 					keep = true
 					adopted = append(adopted, adoptedFile{c: c, size: info.Size(), mtime: info.ModTime()})

@@ -62,6 +62,29 @@ func TestDamagedBadgerFilesRepairedAtStart(t *testing.T) {
 	mustGet(t, n.Client(t), "dmg", "obj.bin", data)
 }
 
+// Exit codes stay meaningful around the data directory: a second node on a
+// data directory in use exits 1 (a runtime error, not 2, the code for usage
+// errors), says why, and takes nothing of the running node's for damage.
+func TestDataDirInUseExitsOne(t *testing.T) {
+	t.Parallel()
+	origin := t.TempDir()
+	n := testenv.StartNode(t, testenv.NodeOptions{Origin: "file://" + origin})
+	_, stderr, code := testenv.RunShoal(t, nil, "node", "--origin", "file://"+origin, "--data-dir", n.Opts.DataDir,
+		"--gateway-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	t.Logf("second node: exit %d: %s", code, strings.TrimSpace(stderr))
+	if code != 1 || !strings.Contains(stderr, "lock") {
+		t.Fatalf("second node on a data directory in use: exit %d, stderr %s; want exit 1 naming the lock", code, stderr)
+	}
+	for _, pattern := range []string{"store/index.damaged-*", "catalog.damaged-*"} {
+		if aside, _ := filepath.Glob(filepath.Join(n.Opts.DataDir, pattern)); len(aside) != 0 {
+			t.Errorf("a directory in use was taken for damaged: %v", aside)
+		}
+	}
+	if !n.Running() {
+		t.Fatal("the first node stopped")
+	}
+}
+
 // truncateTables cuts every SST of a Badger directory to half its size.
 func truncateTables(t *testing.T, dir string) {
 	t.Helper()
