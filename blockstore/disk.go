@@ -178,6 +178,7 @@ type Disk struct {
 	blocksDir string
 	tmpDir    string
 	db        *badger.DB
+	rebuilt   bool // the index was damaged at open and rebuilt from the files
 
 	putMu  sync.Mutex
 	tmpSeq uint64 // guarded by putMu
@@ -257,9 +258,10 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 		return nil, errors.Join(err, d.db.Close())
 	}
 	if idx.damage != nil {
+		d.rebuilt = true
 		d.log.Error("block index was damaged: moved it aside and rebuilt the block index from the chunk files",
 			"damage", idx.damage, "moved_to", idx.aside, "blocks", len(d.index), "bytes", d.bytes,
-			"lost", "block pins (re-pin prefixes with shoal pin) and access order")
+			"lost", "block pins and access order")
 	}
 	d.metrics.setBytes(d.bytes)
 	d.reportSpace(d.spaceLocked(), d.space.full)
@@ -1055,6 +1057,11 @@ func (d *Disk) Close() error {
 	d.mu.Unlock()
 	return errors.Join(flushErr, d.db.Close())
 }
+
+// IndexRebuilt reports whether OpenDisk found the index damaged and rebuilt
+// it from the chunk files: the blocks are all there, their pins are not
+// (the caller pins again what it records elsewhere).
+func (d *Disk) IndexRebuilt() bool { return d.rebuilt }
 
 // setOnEvict installs the callback Tiered uses to learn which blocks left
 // this tier by eviction or corruption.

@@ -21,8 +21,12 @@ func TestDamagedBadgerFilesRepairedAtStart(t *testing.T) {
 	data := randomBytes(4*mib+123, 501)
 	s.PutObject(t, "dmg", "obj.bin", data)
 	mustGet(t, n.Client(t), "dmg", "obj.bin", data)
-	waitDiskBlocks(t, n, 5) // the chunks (and the manifest, if one is kept)
+	if _, stderr, code := n.CLI(t, "pin", "s3://dmg/"); code != 0 {
+		t.Fatalf("shoal pin: exit %d: %s", code, stderr)
+	}
+	waitDiskBlocks(t, n, 5) // the chunks (and the manifest)
 	held := nested(n.Status(t), "Disk", "Blocks")
+	waitUntil(t, "every block pinned on disk", func() bool { return nested(n.Status(t), "Disk", "Pinned") == held })
 	store := filepath.Join(n.Opts.DataDir, "store")
 	catalog := filepath.Join(n.Opts.DataDir, "catalog")
 
@@ -42,6 +46,9 @@ func TestDamagedBadgerFilesRepairedAtStart(t *testing.T) {
 	if blocks := nested(st, "Disk", "Blocks"); blocks != held {
 		t.Errorf("disk tier after the rebuild holds %v blocks, want the %v it held", blocks, held)
 	}
+	// The block pins were in the damaged index: the catalog's pinned
+	// prefix takes them again, from the chunk files.
+	waitUntil(t, "the pins taken again", func() bool { return nested(n.Status(t), "Disk", "Pinned") == held })
 	mustGet(t, n.Client(t), "dmg", "obj.bin", data)
 	if got := nested(n.Status(t), "ChunkOrigin"); got != 0 {
 		t.Errorf("%v chunks read from the origin after the rebuild, want 0 (the chunk files are kept)", got)

@@ -223,6 +223,16 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	// Index maintenance of the disk tier (the tiered writer runs until
 	// Close) and the node's background work.
 	runners := []runner{{"disk tier", disk.Run}, {"node", n.Run}}
+	if disk.IndexRebuilt() {
+		// The rebuilt index lost the block pins; the catalog's pinned
+		// prefixes say what to pin again. Failures are logged, not fatal.
+		runners = append(runners, runner{"repin", func(ctx context.Context) error {
+			res, err := n.Repin(ctx)
+			log.Info("pinned prefixes again after the block index was rebuilt",
+				"objects", res.Objects, "chunks", res.Chunks, "failed_objects", len(res.Errors), "err", err)
+			return nil
+		}})
+	}
 	if cl != nil {
 		rs, err := cl.runners(c, n, log, reg)
 		if err != nil {
