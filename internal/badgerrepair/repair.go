@@ -110,7 +110,7 @@ func lock(dir string) (unlock func(), err error) {
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("Cannot acquire directory lock on %q (another process is using this database): %w", dir, err)
+		return nil, fmt.Errorf("cannot acquire directory lock on %q (another process is using this database): %w", dir, err)
 	}
 	return func() {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
