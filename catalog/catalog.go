@@ -67,7 +67,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // InMemory keeps everything in memory (dir is ignored); for tests.
 func InMemory() Option { return func(o *options) { o.inMemory = true } }
 
-// Open opens (creating if needed) the catalog in dir.
+// Open opens (creating if needed) the catalog in dir. A catalog damaged on
+// disk (a table or manifest Badger refuses or panics on) is moved aside to
+// <dir>.damaged-<UTC time> and replaced by a fresh one holding what its
+// readable tables still hold, logged at ERROR; a catalog in use by another
+// process, or one that cannot be read for lack of permission or space, is
+// an error and is left alone.
 func Open(dir string, opts ...Option) (*Catalog, error) {
 	o := options{log: slog.New(slog.DiscardHandler), cacheObjects: DefaultCachedObjects, cacheChunks: DefaultCachedChunks}
 	for _, opt := range opts {
