@@ -27,6 +27,9 @@ func TestDamagedCatalogMovedAsideAndSalvaged(t *testing.T) {
 		"sst truncated":    {"newest.sst", func(b []byte) []byte { return b[:len(b)/2] }, true},
 		"sst garbled":      {"newest.sst", garbleMiddle, true},
 		"manifest garbled": {"MANIFEST", garbleMiddle, false},
+		// Badger would take the cut for a torn append and delete the
+		// tables the rest does not name.
+		"manifest truncated": {"MANIFEST", func(b []byte) []byte { return b[:len(b)*2/3] }, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "catalog")

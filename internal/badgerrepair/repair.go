@@ -90,10 +90,58 @@ func check(opts badger.Options) error {
 	if err != nil {
 		return err
 	}
+	if err := checkManifest(opts, tables); err != nil {
+		return fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
 	for _, path := range tables {
 		if err := readTable(path, opts, nil); err != nil {
 			return fmt.Errorf("%w: table %s: %w", ErrDamaged, filepath.Base(path), err)
 		}
+	}
+	return nil
+}
+
+// checkManifest replays the MANIFEST as Badger will. Badger takes a torn
+// last record for an interrupted append, truncates it and deletes every
+// table the rest does not name: after a crash during a compaction those
+// are copies of data still named, but a MANIFEST cut short by damage would
+// lose live tables without a word. So a torn MANIFEST that leaves tables
+// unnamed is damage (and the tables are still there for Salvage).
+func checkManifest(opts badger.Options, tables []string) (err error) {
+	f, err := os.Open(filepath.Join(opts.Dir, badger.ManifestFilename))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a new database, or one Badger will refuse itself
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("MANIFEST unreadable: %s", firstLine(r))
+		}
+	}()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	m, end, err := badger.ReplayManifestFile(f, opts.ExternalMagicVersion, opts)
+	if err != nil {
+		return fmt.Errorf("MANIFEST: %w", err)
+	}
+	if end >= info.Size() {
+		return nil
+	}
+	var unnamed []string
+	for _, path := range tables {
+		if id, ok := table.ParseFileID(filepath.Base(path)); ok {
+			if _, named := m.Tables[id]; !named {
+				unnamed = append(unnamed, filepath.Base(path))
+			}
+		}
+	}
+	if len(unnamed) > 0 {
+		return fmt.Errorf("MANIFEST torn at byte %d of %d does not name tables %v, which Badger would delete", end, info.Size(), unnamed)
 	}
 	return nil
 }
