@@ -15,6 +15,15 @@
 // budget, inline in Put; last-access ticks are persisted periodically so the
 // order survives restarts. Pinned blocks are never evicted by either tier.
 // Tiered writes to disk asynchronously and never makes a reader wait for it.
+//
+// The chunk files are the truth and the Badger index only remembers their
+// sizes, access order and pins: OpenDisk indexes block files the index does
+// not know, and a damaged index is moved aside and rebuilt from the files.
+//
+// The SSD tier's budget in force is the smaller of its configured budget
+// and what its filesystem has room for (held + free - ReserveBytes), asked
+// on every write and periodically in Run; Disk.Space reports it ("disk
+// full" and the free bytes).
 package blockstore
 
 import (

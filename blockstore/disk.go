@@ -17,6 +17,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-cache/shoal/internal/badgerrepair"
 )
 
 // DiskConfig configures the SSD tier.
@@ -38,6 +40,20 @@ type DiskConfig struct {
 	// Badger value-log GC. Default 1 minute: ticks only order eviction after a
 	// restart, so losing a minute of them costs little.
 	MaintenanceInterval time.Duration
+	// ReserveBytes is the free space the tier leaves on its filesystem:
+	// when the filesystem has less room than the budget (someone else
+	// filled it), the budget in force shrinks to what the tier holds plus
+	// the free space minus this, and eviction keeps the tier under it.
+	// Default 256 MiB: Badger writes its memtables (2 x 16 MiB for the
+	// block index, as many for the catalog) and the catalog's 64 MiB value
+	// log through memory mappings, and a mapped write the filesystem cannot
+	// back kills the process (SIGBUS) instead of failing; the rest is
+	// margin for logs and the other writers of the disk.
+	ReserveBytes int64
+	// SpaceCheckInterval is how often Run asks the filesystem for its free
+	// space (besides every Put), so that a disk filled by someone else
+	// makes the tier evict before its next write. Default 5 s: one statfs.
+	SpaceCheckInterval time.Duration
 }
 
 // Disk defaults.
@@ -46,6 +62,8 @@ const (
 	DefaultHighWatermark       = 0.95
 	DefaultLowWatermark        = 0.85
 	DefaultMaintenanceInterval = time.Minute
+	DefaultReserveBytes        = 256 << 20
+	DefaultSpaceCheckInterval  = 5 * time.Second
 )
 
 // Disk overhead beyond payload bytes, as measured on ext4/xfs with 4 KiB
@@ -78,6 +96,12 @@ func (c DiskConfig) withDefaults() DiskConfig {
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = DefaultMaintenanceInterval
 	}
+	if c.ReserveBytes == 0 {
+		c.ReserveBytes = DefaultReserveBytes
+	}
+	if c.SpaceCheckInterval == 0 {
+		c.SpaceCheckInterval = DefaultSpaceCheckInterval
+	}
 	return c
 }
 
@@ -93,6 +117,10 @@ func (c DiskConfig) Validate() error {
 		return fmt.Errorf("blockstore: disk watermarks want 0 < low (%v) < high (%v) <= 1", c.LowWatermark, c.HighWatermark)
 	case c.MaintenanceInterval < 0:
 		return fmt.Errorf("blockstore: disk maintenance interval %v < 0", c.MaintenanceInterval)
+	case c.ReserveBytes < 0:
+		return fmt.Errorf("blockstore: disk reserve %d < 0", c.ReserveBytes)
+	case c.SpaceCheckInterval < 0:
+		return fmt.Errorf("blockstore: disk space check interval %v < 0", c.SpaceCheckInterval)
 	}
 	return nil
 }
@@ -145,10 +173,12 @@ type Disk struct {
 	cfg       DiskConfig
 	log       *slog.Logger
 	metrics   *tierMetrics
+	spaceM    *spaceMetrics
 	create    FileCreator
 	blocksDir string
 	tmpDir    string
 	db        *badger.DB
+	rebuilt   bool // the index was damaged at open and rebuilt from the files
 
 	putMu  sync.Mutex
 	tmpSeq uint64 // guarded by putMu
@@ -170,6 +200,7 @@ type Disk struct {
 	misses         int64
 	evictions      int64
 	corrupt        int64
+	space          diskSpace
 	onEvict        func([]cid.Cid) // set by Tiered; called without mu held
 }
 
@@ -198,10 +229,15 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: disk metrics: %w", err)
 	}
+	sm, err := newSpaceMetrics(o.reg)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: disk metrics: %w", err)
+	}
 	d := &Disk{
 		cfg:       cfg,
 		log:       o.logger.With("component", "blockstore", "tier", tierDisk),
 		metrics:   m,
+		spaceM:    sm,
 		create:    o.create,
 		blocksDir: filepath.Join(cfg.Dir, "blocks"),
 		tmpDir:    filepath.Join(cfg.Dir, "tmp"),
@@ -214,19 +250,82 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 			return nil, fmt.Errorf("blockstore: open disk: %w", err)
 		}
 	}
-	d.db, err = badger.Open(badgerOptions(indexDir, d.log))
+	idx, err := d.openIndex(indexDir)
 	if err != nil {
-		return nil, fmt.Errorf("blockstore: open disk index: %w", err)
+		return nil, err
 	}
-	if err := d.reconcile(); err != nil {
+	if err := d.reconcile(idx.records, idx.pins); err != nil {
 		return nil, errors.Join(err, d.db.Close())
 	}
+	if idx.damage != nil {
+		d.rebuilt = true
+		d.log.Error("block index was damaged: moved it aside and rebuilt the block index from the chunk files",
+			"damage", idx.damage, "moved_to", idx.aside, "blocks", len(d.index), "bytes", d.bytes,
+			"lost", "block pins and access order")
+	}
 	d.metrics.setBytes(d.bytes)
+	d.reportSpace(d.spaceLocked(), d.space.full)
 	return d, nil
 }
 
-// reconcile loads the index and makes it agree with the files on disk.
-func (d *Disk) reconcile() error {
+// openedIndex is what openIndex found.
+type openedIndex struct {
+	records []indexRecord
+	pins    []cid.Cid
+	damage  error  // not nil: the index was damaged and is rebuilt
+	aside   string // where the damaged index was moved
+}
+
+// openIndex opens the Badger index and loads it. A damaged index (Badger
+// refuses or panics on its files, or reading it fails) is moved aside and
+// replaced by an empty one, which reconcile fills from the chunk files:
+// those are the truth, the index only remembers their sizes, access order
+// and pins. A lock held by another process or a permission or space
+// problem is an error, and nothing is moved.
+func (d *Disk) openIndex(dir string) (openedIndex, error) {
+	opts := badgerOptions(dir, d.log)
+	db, err := badgerrepair.Open(opts)
+	if err == nil {
+		records, pins, lerr := loadIndexSafe(db)
+		if lerr == nil {
+			d.db = db
+			return openedIndex{records: records, pins: pins}, nil
+		}
+		err = errors.Join(fmt.Errorf("%w: %w", badgerrepair.ErrDamaged, lerr), db.Close())
+	}
+	if !errors.Is(err, badgerrepair.ErrDamaged) {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index: %w", err)
+	}
+	aside, merr := badgerrepair.MoveAside(dir, time.Now())
+	if merr != nil {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index: %w; %w", err, merr)
+	}
+	if merr := os.MkdirAll(dir, 0o755); merr != nil {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index: %w", merr)
+	}
+	if d.db, merr = badgerrepair.Open(opts); merr != nil {
+		return openedIndex{}, fmt.Errorf("blockstore: open disk index after moving the damaged one aside: %w", merr)
+	}
+	return openedIndex{damage: err, aside: aside}, nil
+}
+
+// loadIndexSafe is loadIndex with a panic of Badger's (a table that went
+// bad after open) returned as an error.
+func loadIndexSafe(db *badger.DB) (records []indexRecord, pins []cid.Cid, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			records, pins, err = nil, nil, fmt.Errorf("blockstore: load index: badger panicked: %v", r)
+		}
+	}()
+	return loadIndex(db)
+}
+
+// reconcile makes the loaded index agree with the files on disk, which are
+// the truth: leftover temp files and junk are removed, index entries
+// without a file are dropped, and block files the index does not know (a
+// crash between rename and index write, or an index rebuilt after damage)
+// are indexed with their size on disk; every read verifies them anyway.
+func (d *Disk) reconcile(records []indexRecord, pins []cid.Cid) error {
 	tmp, err := os.ReadDir(d.tmpDir)
 	if err != nil {
 		return fmt.Errorf("blockstore: open disk: %w", err)
@@ -235,10 +334,6 @@ func (d *Disk) reconcile() error {
 		if err := os.RemoveAll(filepath.Join(d.tmpDir, e.Name())); err != nil {
 			return fmt.Errorf("blockstore: open disk: remove leftover: %w", err)
 		}
-	}
-	records, pins, err := loadIndex(d.db)
-	if err != nil {
-		return err
 	}
 	want := make(map[cid.Cid]int, len(records))
 	for i, r := range records {
@@ -249,7 +344,10 @@ func (d *Disk) reconcile() error {
 	if err != nil {
 		return fmt.Errorf("blockstore: open disk: %w", err)
 	}
-	var removedFiles int
+	var (
+		removedFiles int
+		adopted      []adoptedFile
+	)
 	for _, sh := range shards {
 		shardPath := filepath.Join(d.blocksDir, sh.Name())
 		if !sh.IsDir() {
@@ -266,10 +364,16 @@ func (d *Disk) reconcile() error {
 		for _, f := range files {
 			keep := false
 			if c, err := cid.Decode(f.Name()); err == nil && f.Type().IsRegular() && shardName(c) == sh.Name() {
-				if i, ok := want[c]; ok {
-					if info, err := f.Info(); err == nil && info.Size() == records[i].size {
-						keep, kept[i] = true, true
-					}
+				info, err := f.Info()
+				i, indexed := want[c]
+				switch {
+				case err != nil:
+				case indexed && info.Size() == records[i].size:
+					keep, kept[i] = true, true
+				case info.Size() == 0: // nothing to adopt
+				default:
+					keep = true
+					adopted = append(adopted, adoptedFile{c: c, size: info.Size(), mtime: info.ModTime()})
 				}
 			}
 			if !keep {
@@ -282,17 +386,32 @@ func (d *Disk) reconcile() error {
 	}
 	var stale [][]byte
 	live := records[:0]
+	var maxTick uint64
 	for i, r := range records {
 		if kept[i] {
 			live = append(live, r)
+			maxTick = max(maxTick, r.tick)
 		} else {
-			stale = append(stale, blockKey(r.c))
+			stale = append(stale, blockKey(r.c)) // re-set below if its file is adopted
+
 		}
 	}
 	if len(stale) > 0 {
 		if err := deleteKeys(d.db, stale); err != nil {
 			return err
 		}
+	}
+	// Adopted files count as used after every indexed block, oldest write
+	// first.
+	sort.Slice(adopted, func(i, j int) bool { return adopted[i].mtime.Before(adopted[j].mtime) })
+	var sets [][2][]byte
+	for i, a := range adopted {
+		r := indexRecord{c: a.c, size: a.size, tick: maxTick + uint64(i) + 1}
+		live = append(live, r)
+		sets = append(sets, [2][]byte{blockKey(r.c), encodeBlockValue(r.size, r.tick)})
+	}
+	if err := setKeys(d.db, sets); err != nil {
+		return err
 	}
 	// Oldest first, so the CLOCK hand (at 0) meets them first.
 	sort.Slice(live, func(i, j int) bool { return live[i].tick < live[j].tick })
@@ -311,18 +430,28 @@ func (d *Disk) reconcile() error {
 			d.pinnedCount++
 		}
 	}
-	if removedFiles > 0 || len(stale) > 0 {
-		d.log.Info("reconciled data directory", "removed_files", removedFiles, "removed_index_entries", len(stale))
+	if removedFiles > 0 || len(stale) > 0 || len(adopted) > 0 {
+		d.log.Info("reconciled data directory", "removed_files", removedFiles, "removed_index_entries", len(stale), "indexed_files", len(adopted))
 	}
-	// A lowered budget takes effect now.
-	if d.bytes > d.cfg.BudgetBytes {
-		victims := d.evictLocked(0)
+	// A lowered budget, or a disk with less room than the tier holds,
+	// takes effect now.
+	free, ferr := freeSpace(d.cfg.Dir)
+	d.applySpaceLocked(free, ferr)
+	if d.bytes > d.space.limit {
+		victims := d.evictLocked(0, d.space.limit)
 		d.removeFiles(victims)
 		if err := d.flushIndexLocked(nil); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// adoptedFile is a block file reconcile indexes from what the disk says.
+type adoptedFile struct {
+	c     cid.Cid
+	size  int64
+	mtime time.Time
 }
 
 func shardName(c cid.Cid) string {
@@ -466,8 +595,11 @@ func (d *Disk) Has(_ context.Context, c cid.Cid) (bool, error) {
 }
 
 // Put verifies data and writes it to a temp file renamed into place, after
-// evicting unpinned blocks if usage would pass the high watermark. A failing
-// write (ENOSPC, I/O error) returns ErrFull; reads are unaffected.
+// evicting unpinned blocks if usage would pass the high watermark of the
+// budget in force (the configured budget, or less when the filesystem has
+// less room: see Space). A failing write (ENOSPC, I/O error) returns
+// ErrFull, and ErrNoSpace with it when the filesystem is full; such writes
+// count in dropped_writes_total{tier="disk"}. Reads are unaffected.
 func (d *Disk) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	if err := verify("disk put", c, data); err != nil {
 		return err
@@ -482,6 +614,7 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 	size := int64(len(data))
 	d.putMu.Lock()
 	defer d.putMu.Unlock()
+	free, ferr := freeSpace(d.cfg.Dir)
 
 	d.mu.Lock()
 	if d.closed {
@@ -500,10 +633,36 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		d.mu.Unlock()
 		return fmt.Errorf("blockstore: disk put %s: pinned blocks fill the budget: %w", c, ErrFull)
 	}
-	victims := d.evictLocked(size)
+	changed := d.applySpaceLocked(free, ferr)
+	limit := d.space.limit
+	if d.pinnedBytes+size > limit {
+		// The disk has no room for the block even after evicting all that
+		// may go: give the reserve back, refuse the write.
+		var victims []cid.Cid
+		if d.bytes > limit {
+			victims = d.evictLocked(0, limit)
+		}
+		d.noteWriteLocked(ErrNoSpace)
+		s := d.spaceLocked()
+		d.mu.Unlock()
+		d.removeFiles(victims)
+		d.notifyEvicted(victims)
+		d.metrics.droppedWrite()
+		d.reportSpace(s, changed)
+		d.mu.Lock()
+		flushErr := d.flushIndexLocked(nil)
+		used := d.bytes
+		d.mu.Unlock()
+		d.metrics.setBytes(used)
+		return errors.Join(fmt.Errorf("blockstore: disk put %s: %d bytes free on the filesystem, %d kept in reserve: %w: %w",
+			c, s.FreeBytes, s.ReserveBytes, ErrFull, ErrNoSpace), flushErr)
+	}
+	victims := d.evictLocked(size, limit)
+	before := d.spaceLocked()
 	d.mu.Unlock()
 	d.removeFiles(victims)
 	d.notifyEvicted(victims)
+	d.reportSpace(before, changed)
 
 	d.tmpSeq++
 	tmp := filepath.Join(d.tmpDir, strconv.FormatUint(d.tmpSeq, 10)+".tmp")
@@ -513,7 +672,14 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		// Index deletes of the victims still have to happen.
 		d.mu.Lock()
 		flushErr := d.flushIndexLocked(nil)
+		changed := d.noteWriteLocked(err)
+		s := d.spaceLocked()
 		d.mu.Unlock()
+		d.metrics.droppedWrite()
+		d.reportSpace(s, changed)
+		if isNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
 		return errors.Join(fmt.Errorf("blockstore: disk put %s: %w: %w", c, ErrFull, err), flushErr)
 	}
 
@@ -536,10 +702,17 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		d.removeSlotLocked(i)
 		_ = os.Remove(final)
 	}
+	changed = d.noteWriteLocked(err)
+	after := d.spaceLocked()
 	used := d.bytes
 	d.mu.Unlock()
 	d.metrics.setBytes(used)
+	d.reportSpace(after, changed)
 	if err != nil {
+		d.metrics.droppedWrite()
+		if isNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
 		return fmt.Errorf("blockstore: disk put %s: %w: %w", c, ErrFull, err)
 	}
 	return nil
@@ -566,13 +739,13 @@ func (d *Disk) writeFile(tmp, final string, data []byte) error {
 }
 
 // evictLocked frees unpinned blocks (CLOCK order) when usage plus need would
-// pass the high watermark, down to the low watermark. The caller checked
-// pinnedBytes+need <= budget, so two laps of the hand always free enough to
+// pass the high watermark of budget (the budget in force, see Space), down
+// to its low watermark. The caller checked pinnedBytes+need <= budget, so two laps of the hand always free enough to
 // stay within the budget. It returns the victims' CIDs; their files are
 // removed by the caller after releasing mu.
-func (d *Disk) evictLocked(need int64) []cid.Cid {
-	high := int64(float64(d.cfg.BudgetBytes) * d.cfg.HighWatermark)
-	low := int64(float64(d.cfg.BudgetBytes) * d.cfg.LowWatermark)
+func (d *Disk) evictLocked(need, budget int64) []cid.Cid {
+	high := int64(float64(budget) * d.cfg.HighWatermark)
+	low := int64(float64(budget) * d.cfg.LowWatermark)
 	if d.bytes+need <= high || len(d.slots) == 0 {
 		return nil
 	}
@@ -801,15 +974,26 @@ func (d *Disk) Stats() Stats {
 
 // Run performs index maintenance every MaintenanceInterval until ctx is
 // done: it persists access ticks (so eviction order survives a restart
-// approximately) and runs Badger value-log GC. It returns nil when ctx is
+// approximately) and runs Badger value-log GC; and every
+// SpaceCheckInterval it asks the filesystem for its free space, evicting
+// when the disk has less room than the tier holds plus its reserve. It returns nil when ctx is
 // done and ErrClosed if the Disk is closed first.
 func (d *Disk) Run(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.MaintenanceInterval)
 	defer t.Stop()
+	space := time.NewTicker(d.cfg.SpaceCheckInterval)
+	defer space.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-space.C:
+			if err := d.checkSpace(); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return err
+				}
+				d.log.Warn("disk space check", "err", err)
+			}
 		case <-t.C:
 			if err := d.maintain(); err != nil {
 				if errors.Is(err, ErrClosed) {
@@ -873,6 +1057,11 @@ func (d *Disk) Close() error {
 	d.mu.Unlock()
 	return errors.Join(flushErr, d.db.Close())
 }
+
+// IndexRebuilt reports whether OpenDisk found the index damaged and rebuilt
+// it from the chunk files: the blocks are all there, their pins are not
+// (the caller pins again what it records elsewhere).
+func (d *Disk) IndexRebuilt() bool { return d.rebuilt }
 
 // setOnEvict installs the callback Tiered uses to learn which blocks left
 // this tier by eviction or corruption.

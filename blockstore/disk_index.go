@@ -150,6 +150,24 @@ func deleteKeys(db *badger.DB, keys [][]byte) error {
 	return nil
 }
 
+// setKeys writes key/value pairs in as few transactions as Badger allows.
+func setKeys(db *badger.DB, kvs [][2][]byte) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, kv := range kvs {
+		if err := wb.Set(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("blockstore: index set: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("blockstore: index set: %w", err)
+	}
+	return nil
+}
+
 // badgerLogger routes Badger's log lines to slog. Badger's Info lines are
 // chatty (every compaction), so they go to Debug.
 type badgerLogger struct{ l *slog.Logger }

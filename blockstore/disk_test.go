@@ -370,8 +370,11 @@ func TestDiskFull(t *testing.T) {
 			fc.full.Store(true)
 			c, data := storetest.Block(t, 50000)
 			err := d.Put(ctx, c, data)
-			if !errors.Is(err, blockstore.ErrFull) || !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("put on a full disk: %v, want ErrFull wrapping ENOSPC", err)
+			if !errors.Is(err, blockstore.ErrFull) || !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, blockstore.ErrNoSpace) {
+				t.Fatalf("put on a full disk: %v, want ErrFull and ErrNoSpace wrapping ENOSPC", err)
+			}
+			if sp := d.Space(); sp.FullWrites != 1 {
+				t.Fatalf("space after a write failed with ENOSPC: %+v, want 1 full write", sp)
 			}
 			if ok, _ := d.Has(ctx, c); ok {
 				t.Fatal("failed put left the block indexed")
@@ -446,6 +449,9 @@ func TestDiskOpenTwiceFails(t *testing.T) {
 	if d2, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: dir, BudgetBytes: 1 << 20}); err == nil {
 		d2.Close()
 		t.Fatal("second open of a data directory in use succeeded")
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, "index.damaged-*")); len(aside) != 0 {
+		t.Fatalf("an index in use was taken for damaged and moved aside: %v", aside)
 	}
 }
 

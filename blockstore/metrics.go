@@ -43,7 +43,7 @@ func newTierMetrics(reg prometheus.Registerer, tier string) (*tierMetrics, error
 		{&m.misses, "misses_total", "Block reads not served, by tier."},
 		{&m.evictions, "evictions_total", "Blocks evicted to stay within the byte budget, by tier."},
 		{&m.corrupt, "corrupt_total", "Blocks dropped because they failed verification, by tier."},
-		{&m.dropped, "dropped_writes_total", "Disk writes dropped because the write queue was full, by tier."},
+		{&m.dropped, "dropped_writes_total", "Disk writes dropped, by tier: tiered when its write queue was full, disk when the write failed or the filesystem had no room."},
 	} {
 		v, err := registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "shoal", Subsystem: "blockstore", Name: c.name, Help: c.help,
@@ -107,4 +107,47 @@ func (m *tierMetrics) setBytes(n int64) {
 	if m != nil {
 		m.bytes.Set(float64(n))
 	}
+}
+
+// spaceMetrics are the SSD tier's view of its filesystem (see Space). A nil
+// *spaceMetrics records nothing.
+type spaceMetrics struct {
+	free, limit, full prometheus.Gauge
+}
+
+func newSpaceMetrics(reg prometheus.Registerer) (*spaceMetrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &spaceMetrics{}
+	for _, g := range []struct {
+		dst        *prometheus.Gauge
+		name, help string
+	}{
+		{&m.free, "free_bytes", "Bytes free on the filesystem under the tier, at the last check."},
+		{&m.limit, "limit_bytes", "The tier's budget in force: the configured budget, or less when the filesystem has less room."},
+		{&m.full, "disk_full", "1 while the tier's filesystem is full (the budget shrank to what the disk has), else 0."},
+	} {
+		v, err := registerOrReuse(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "shoal", Subsystem: "blockstore", Name: g.name, Help: g.help,
+		}, []string{"tier"}))
+		if err != nil {
+			return nil, err
+		}
+		*g.dst = v.WithLabelValues(tierDisk)
+	}
+	return m, nil
+}
+
+func (m *spaceMetrics) set(s Space) {
+	if m == nil {
+		return
+	}
+	m.free.Set(float64(s.FreeBytes))
+	m.limit.Set(float64(s.LimitBytes))
+	full := 0.0
+	if s.Full {
+		full = 1
+	}
+	m.full.Set(full)
 }

@@ -422,7 +422,12 @@ func (t *Tiered) write(w *pendingWrite) {
 	t.mu.Unlock()
 	switch {
 	case err != nil:
-		t.log.Warn("disk write failed; block kept in memory only", "cid", w.c, "err", err)
+		if errors.Is(err, ErrNoSpace) {
+			// The disk tier says so once, loudly, when it fills.
+			t.log.Debug("disk full; block kept in memory only", "cid", w.c, "err", err)
+		} else {
+			t.log.Warn("disk write failed; block kept in memory only", "cid", w.c, "err", err)
+		}
 		if current {
 			t.removedUnlessHeld(w.c)
 		}

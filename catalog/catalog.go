@@ -12,6 +12,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-cache/shoal/internal/badgerrepair"
 	"github.com/shoal-cache/shoal/origin"
 )
 
@@ -65,7 +67,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // InMemory keeps everything in memory (dir is ignored); for tests.
 func InMemory() Option { return func(o *options) { o.inMemory = true } }
 
-// Open opens (creating if needed) the catalog in dir.
+// Open opens (creating if needed) the catalog in dir. A catalog damaged on
+// disk (a table or manifest Badger refuses or panics on) is moved aside to
+// <dir>.damaged-<UTC time> and replaced by a fresh one holding what its
+// readable tables still hold, logged at ERROR; a catalog in use by another
+// process, or one that cannot be read for lack of permission or space, is
+// an error and is left alone.
 func Open(dir string, opts ...Option) (*Catalog, error) {
 	o := options{log: slog.New(slog.DiscardHandler), cacheObjects: DefaultCachedObjects, cacheChunks: DefaultCachedChunks}
 	for _, opt := range opts {
@@ -89,11 +96,46 @@ func Open(dir string, opts ...Option) (*Catalog, error) {
 	if o.inMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
 	}
-	db, err := badger.Open(bo)
+	db, err := badgerrepair.Open(bo)
+	if errors.Is(err, badgerrepair.ErrDamaged) {
+		db, err = reopenDamaged(dir, bo, err, log)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %q: %w", dir, err)
 	}
 	return &Catalog{db: db, log: log, cache: newCache(o.cacheObjects, o.cacheChunks)}, nil
+}
+
+// reopenDamaged moves a damaged catalog aside, opens a fresh one in its
+// place and copies into it every record the damaged one's readable tables
+// still hold. What is lost (records only in a damaged table, writes not yet
+// flushed to a table) the node learns again: object records and chunk
+// indexes from the origin and from peers; pinned prefixes only from the
+// operator, so the log line names the directory to look into.
+func reopenDamaged(dir string, bo badger.Options, damage error, log *slog.Logger) (*badger.DB, error) {
+	aside, err := badgerrepair.MoveAside(dir, time.Now())
+	if err != nil {
+		return nil, errors.Join(damage, err)
+	}
+	db, err := badgerrepair.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("fresh catalog after moving the damaged one aside: %w", err)
+	}
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	st, serr := badgerrepair.Salvage(aside, bo, func(k, v []byte) error { return wb.Set(k, v) })
+	if serr == nil {
+		serr = wb.Flush()
+	}
+	if serr != nil {
+		// Keep the fresh catalog: it is consistent, only emptier.
+		log.Error("salvaging the damaged catalog failed", "err", serr)
+	}
+	log.Error("catalog was damaged: moved it aside and rebuilt it from what its readable tables hold",
+		"damage", damage, "moved_to", aside, "records_salvaged", st.Keys,
+		"tables_read", st.Tables, "tables_unreadable", st.BadTables,
+		"lost", "records of unreadable tables and unflushed writes; objects and chunk indexes are learned again from the origin and peers, pinned prefixes are not (compare with shoal status)")
+	return db, nil
 }
 
 // Close flushes and closes the database.

@@ -6,6 +6,11 @@
 // memory footprint (small memtables and caches): it only holds small
 // records.
 //
+// A catalog directory that Badger cannot open because of its contents is
+// moved aside (<dir>.damaged-<UTC time>) and replaced by a fresh catalog
+// holding every record its readable tables still hold (Open logs it at
+// ERROR); see internal/badgerrepair.
+//
 // The catalog is a dumb, durable map: freshness decisions (TTLs, immutable
 // prefixes) belong to package node.
 //

@@ -751,3 +751,36 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("New accepted a bad config")
 	}
 }
+
+// Repin takes every pinned prefix of the catalog again, for a store that
+// lost its block pins (the SSD index rebuilt after damage): the blocks held
+// are pinned in place, without reading the origin again.
+func TestRepinAfterTheStoreLostItsPins(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := t.Context()
+	e.org.set("b", "p/1", randBytes(2*cs+5, 40))
+	e.org.set("b", "q/1", randBytes(cs, 41))
+	if _, err := e.n.Pin(ctx, "b", "p/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.n.Prefetch(ctx, "b", "q/"); err != nil {
+		t.Fatal(err)
+	}
+	want := e.store.pinned()
+	for c := range want {
+		if err := e.store.Unpin(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.org.count("GetRange")
+	res, err := e.n.Repin(ctx)
+	if err != nil || res.Objects != 1 || res.Chunks != 3 || len(res.Errors) != 0 {
+		t.Fatalf("repin: %+v %v", res, err)
+	}
+	if got := e.store.pinned(); len(got) != len(want) {
+		t.Fatalf("%d blocks pinned after repin, want the %d pinned before", len(got), len(want))
+	}
+	if e.org.count("GetRange") != before {
+		t.Fatal("repin read chunks the store holds from the origin")
+	}
+}

@@ -44,6 +44,33 @@ func (n *Node) Pin(ctx context.Context, bucket, prefix string) (PinResult, error
 	return n.warmPrefix(ctx, bucket, prefix, true)
 }
 
+// Repin takes every pinned prefix of the catalog again, for a store that
+// lost its block pins (an SSD index rebuilt after damage): the chunks held
+// are pinned in place, missing ones fetched. The catalog's prefixes are the
+// record of what the operator pinned; a prefix whose listing fails is
+// reported in the error and the others are still done.
+func (n *Node) Repin(ctx context.Context) (PinResult, error) {
+	ps, err := n.cat.Pins(ctx)
+	if err != nil {
+		return PinResult{}, mapErr("repin", err)
+	}
+	var (
+		total PinResult
+		errs  []error
+	)
+	for _, p := range ps {
+		res, err := n.warmPrefix(ctx, p.Bucket, p.Prefix, true)
+		total.Objects += res.Objects
+		total.Bytes += res.Bytes
+		total.Chunks += res.Chunks
+		total.Errors = append(total.Errors, res.Errors...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
 // Prefetch is Pin without pinning: the chunks land in the store and may be
 // evicted later.
 func (n *Node) Prefetch(ctx context.Context, bucket, prefix string) (PinResult, error) {

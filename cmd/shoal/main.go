@@ -24,7 +24,9 @@ import (
 	"syscall"
 )
 
-// Exit codes.
+// Exit codes. The Go runtime exits 2 on a crash too (a panic, with its
+// stack on stderr); data damage in --data-dir is repaired at start, never
+// a crash.
 const (
 	exitOK    = 0
 	exitError = 1

@@ -167,7 +167,8 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	if err != nil {
 		return nil, fmt.Errorf("memory tier: %w", err)
 	}
-	disk, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: filepath.Join(c.DataDir, storeSubdir), BudgetBytes: int64(c.DiskCache)},
+	disk, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: filepath.Join(c.DataDir, storeSubdir), BudgetBytes: int64(c.DiskCache),
+		ReserveBytes: int64(c.DiskReserve)},
 		blockstore.WithDiskLogger(log), blockstore.WithDiskRegisterer(reg))
 	if err != nil {
 		mem.Close()
@@ -222,6 +223,16 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	// Index maintenance of the disk tier (the tiered writer runs until
 	// Close) and the node's background work.
 	runners := []runner{{"disk tier", disk.Run}, {"node", n.Run}}
+	if disk.IndexRebuilt() {
+		// The rebuilt index lost the block pins; the catalog's pinned
+		// prefixes say what to pin again. Failures are logged, not fatal.
+		runners = append(runners, runner{"repin", func(ctx context.Context) error {
+			res, err := n.Repin(ctx)
+			log.Info("pinned prefixes again after the block index was rebuilt",
+				"objects", res.Objects, "chunks", res.Chunks, "failed_objects", len(res.Errors), "err", err)
+			return nil
+		}})
+	}
 	if cl != nil {
 		rs, err := cl.runners(c, n, log, reg)
 		if err != nil {
@@ -243,7 +254,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 
 	return &parts{
 		gateway: gw,
-		admin:   adminBackend{n: n, cluster: cl, origin: org},
+		admin:   adminBackend{n: n, cluster: cl, origin: org, disk: disk},
 		runners: runners,
 		cluster: cl,
 		close:   closeAll,
@@ -255,19 +266,33 @@ type adminBackend struct {
 	n       *node.Node
 	cluster *cluster // nil in single-node mode
 	origin  *origin.Health
+	disk    *blockstore.Disk
 }
 
 // Checks is /readyz's detail: the origin's health (not critical: a node
 // whose origin is down still serves what it holds).
 func (a adminBackend) Checks(context.Context) []admin.Check {
 	ok, why := a.origin.State()
-	return []admin.Check{{Name: "origin", OK: ok, Detail: why}}
+	return []admin.Check{{Name: "origin", OK: ok, Detail: why}, diskCheck(a.disk.Space())}
 }
 
-// status is /v1/status: the node's figures, plus P2P when it is on.
+// diskCheck reports a full disk (not critical either: the node serves from
+// memory, peers and the origin, and the SSD tier keeps working within what
+// the disk has).
+func diskCheck(s blockstore.Space) admin.Check {
+	if !s.Full {
+		return admin.Check{Name: "disk", OK: true}
+	}
+	return admin.Check{Name: "disk", Detail: fmt.Sprintf("%s: %d bytes free (%d kept in reserve); SSD tier budget shrunk to %d of %d bytes",
+		s.State, s.FreeBytes, s.ReserveBytes, s.LimitBytes, s.BudgetBytes)}
+}
+
+// status is /v1/status: the node's figures, the SSD tier's filesystem,
+// plus P2P when it is on.
 type status struct {
 	node.Status
-	P2P *p2pStatus `json:",omitempty"`
+	DiskSpace blockstore.Space
+	P2P       *p2pStatus `json:",omitempty"`
 }
 
 func (a adminBackend) Status(ctx context.Context) (any, error) {
@@ -275,7 +300,7 @@ func (a adminBackend) Status(ctx context.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := status{Status: st}
+	out := status{Status: st, DiskSpace: a.disk.Space()}
 	if a.cluster != nil {
 		out.P2P = a.cluster.status()
 	}

@@ -43,8 +43,10 @@ type Config struct {
 	GatewayDomain          string `yaml:"gateway-domain"`
 	GatewayRegion          string `yaml:"gateway-region"`
 
-	MemCache    Size          `yaml:"mem-cache"`
-	DiskCache   Size          `yaml:"disk-cache"`
+	MemCache  Size `yaml:"mem-cache"`
+	DiskCache Size `yaml:"disk-cache"`
+	// DiskReserve: free space the SSD tier leaves on its filesystem.
+	DiskReserve Size          `yaml:"disk-reserve"`
 	ChunkSize   Size          `yaml:"chunk-size"`
 	Hash        string        `yaml:"hash"`
 	MetadataTTL time.Duration `yaml:"metadata-ttl"`

@@ -176,6 +176,12 @@ func Options() []Option {
 		{Name: "disk-cache", Arg: "SIZE", Default: "20GiB",
 			Help: "SSD tier budget, kept on disk under --data-dir",
 			set:  size(func(c *Config) *Size { return &c.DiskCache })},
+		// 256 MiB: room for the Badger memtables and value log that are
+		// written through memory mappings (a mapped write the filesystem
+		// cannot back kills the process); see blockstore.DiskConfig.
+		{Name: "disk-reserve", Arg: "SIZE", Default: "256MiB",
+			Help: "free space the SSD tier leaves on its filesystem; when the disk has less room than --disk-cache, the tier's budget shrinks to fit",
+			set:  size(func(c *Config) *Size { return &c.DiskReserve })},
 		// 4 MiB: what Kraken and Dragonfly settled on; big enough that
 		// per-chunk overhead is small, small enough to stream and spread.
 		{Name: "chunk-size", Arg: "SIZE", Default: "4MiB",
