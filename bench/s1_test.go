@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-cache/shoal/internal/cpucost"
 	"github.com/shoal-cache/shoal/internal/testenv"
 )
 
@@ -108,7 +109,7 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 	t, ctx := p.t, p.t.Context()
 	for _, streams := range []int{1, 8} {
 		label := streamLabel(streams)
-		var origin, node []float64
+		var origin, node, originCPU, nodeCPU []float64
 		var originErrs, nodeErrs, originGets int64
 		var firstErr string
 		fail := func(who string, err error) {
@@ -120,17 +121,24 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 		hitsBefore, _ := tierHits(ctx, p.node)
 		for run := range p.cfg.RunsS1 {
 			readOrigin := func() {
+				m := cpucost.Start(p.s.PID())
 				r, err := ReadObject(ctx, p.hc, p.originURL, p.size, streams)
+				cpu, cerr := m.Stop()
 				if err != nil {
 					originErrs++
 					fail("origin", err)
 					return
 				}
 				origin = append(origin, r.MBps())
+				if cerr == nil {
+					originCPU = append(originCPU, cpucost.PerGiB(cpu[0], p.size))
+				}
 			}
 			readNode := func() {
 				before := p.s.Counts().GetObject
+				m := cpucost.Start(p.node.PID())
 				r, err := ReadObject(ctx, p.hc, p.nodeURL, p.size, streams)
+				cpu, cerr := m.Stop()
 				originGets += p.s.Counts().GetObject - before
 				if err != nil {
 					nodeErrs++
@@ -138,6 +146,9 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 					return
 				}
 				node = append(node, r.MBps())
+				if cerr == nil {
+					nodeCPU = append(nodeCPU, cpucost.PerGiB(cpu[0], p.size))
+				}
 			}
 			if run%2 == 0 { // alternate who goes first: drift hits both alike
 				readOrigin()
@@ -163,7 +174,21 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 			res.Notes = append(res.Notes, "warm-up never reached a read without origin GETs")
 		}
 		p.rp.add(res)
+		p.rp.add(cpuResult(tier+" "+label+": node serving the gateway client", nodeCPU,
+			"origin (versitygw) serving "+label, originCPU))
 	}
+}
+
+// cpuResult reports a cost figure: CPU-seconds (user + system, all threads,
+// from /proc/PID/stat around each read) per GiB read, with the origin
+// server's cost for the same reads as its baseline (ratio < 1: the node is
+// cheaper). No target: C1's targets are for bytes from peers (S3, S4).
+func cpuResult(variant string, runs []float64, baseVariant string, base []float64) Result {
+	b := NewFigure(baseVariant, base, 0)
+	res := NewResult("C1/S1", "CPU-s/GiB", NewFigure(variant, runs, 0), &b, nil)
+	res.Notes = []string{"CPU time of the serving process only (the load generator's is not counted); " +
+		"/proc counts 10 ms ticks"}
+	return res
 }
 
 // streamLabel names a stream count: "1 stream", "8 ranged streams".

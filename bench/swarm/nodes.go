@@ -222,6 +222,15 @@ func findList(v any, key string) int {
 	return -1
 }
 
+// PID is the node process's ID (ip netns exec execs the node, so it is the
+// node's own), 0 if it never started.
+func (n *Node) PID() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Close stops the node: SIGTERM, then SIGKILL after nodeStopTimeout.
 func (n *Node) Close() error {
 	if n.cmd == nil || n.cmd.Process == nil {
