@@ -167,7 +167,8 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 	if err != nil {
 		return nil, fmt.Errorf("memory tier: %w", err)
 	}
-	disk, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: filepath.Join(c.DataDir, storeSubdir), BudgetBytes: int64(c.DiskCache)},
+	disk, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: filepath.Join(c.DataDir, storeSubdir), BudgetBytes: int64(c.DiskCache),
+		ScrubRate: scrubRate(c.ScrubRate)},
 		blockstore.WithDiskLogger(log), blockstore.WithDiskRegisterer(reg))
 	if err != nil {
 		mem.Close()
@@ -296,6 +297,14 @@ func (a adminBackend) Prefetch(ctx context.Context, bucket, prefix string) (any,
 
 // spotCheckRate maps the option (0: never) to node.Config's (0: the
 // default, negative: never).
+// scrubRate maps the flag's 0 (no scrub) to the disk tier's "off".
+func scrubRate(r config.Size) int64 {
+	if r == 0 {
+		return -1
+	}
+	return int64(r)
+}
+
 func spotCheckRate(r float64) float64 {
 	if r == 0 {
 		return -1

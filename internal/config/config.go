@@ -43,8 +43,10 @@ type Config struct {
 	GatewayDomain          string `yaml:"gateway-domain"`
 	GatewayRegion          string `yaml:"gateway-region"`
 
-	MemCache    Size          `yaml:"mem-cache"`
-	DiskCache   Size          `yaml:"disk-cache"`
+	MemCache  Size `yaml:"mem-cache"`
+	DiskCache Size `yaml:"disk-cache"`
+	// ScrubRate: bytes per second the SSD tier's scrub re-verifies (0: off).
+	ScrubRate   Size          `yaml:"scrub-rate"`
 	ChunkSize   Size          `yaml:"chunk-size"`
 	Hash        string        `yaml:"hash"`
 	MetadataTTL time.Duration `yaml:"metadata-ttl"`
