@@ -1,9 +1,6 @@
 package blockstore
 
-import (
-	"io"
-	"os"
-)
+import "io"
 
 // FileCreator creates the temporary files that chunk payloads are written
 // to before they are renamed into place. The default creates OS files;
@@ -19,9 +16,9 @@ type FileCreatorFunc func(name string) (io.WriteCloser, error)
 // Create calls f.
 func (f FileCreatorFunc) Create(name string) (io.WriteCloser, error) { return f(name) }
 
-// OSFileCreator returns the default FileCreator: os.OpenFile with O_EXCL.
+// OSFileCreator returns the default FileCreator: os.OpenFile with O_EXCL,
+// and on Linux O_DIRECT for the aligned part of what is written (see
+// disk_direct_linux.go).
 func OSFileCreator() FileCreator {
-	return FileCreatorFunc(func(name string) (io.WriteCloser, error) {
-		return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	})
+	return FileCreatorFunc(createPayloadFile)
 }
