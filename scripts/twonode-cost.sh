@@ -12,7 +12,8 @@ SHOAL_BIN=${SHOAL_BIN:-bin/shoal}
 SIZE_MIB=${SIZE_MIB:-512}
 WORK=${WORK:-$(mktemp -d)}
 KEEP=${KEEP:-}
-B_ARGS=${B_ARGS:-}
+B_ARGS=${B_ARGS:-}       # extra flags for B, e.g. "--mem-cache 128MiB"
+NODE_ARGS=${NODE_ARGS:-} # extra flags for both, e.g. "--hash blake3"
 [[ -x "$SHOAL_BIN" ]] || { echo "twonode: $SHOAL_BIN not built (make build)" >&2; exit 1; }
 mkdir -p "$WORK/origin/bench"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/origin/bench/object"
@@ -25,12 +26,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck disable=SC2086
 start() { # start NAME EXTRA-ARGS...
   local name=$1; shift
   : > "$WORK/$name.log"
   "$SHOAL_BIN" node --origin "file://$WORK/origin" --data-dir "$WORK/$name" \
     --gateway-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --pprof \
-    --p2p-listen /ip4/127.0.0.1/tcp/0 --swarm-key "$WORK/swarm.key" "$@" 2>>"$WORK/$name.log" &
+    --p2p-listen /ip4/127.0.0.1/tcp/0 --swarm-key "$WORK/swarm.key" $NODE_ARGS "$@" 2>>"$WORK/$name.log" &
   PIDS+=($!)
   eval "${name}_PID=$!"
   local gw="" adm=""
