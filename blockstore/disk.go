@@ -39,8 +39,9 @@ type DiskConfig struct {
 	// restart, so losing a minute of them costs little.
 	MaintenanceInterval time.Duration
 	// ScrubRate is how many payload bytes per second Run's background scrub
-	// re-verifies against their CIDs (disk_integrity.go). Default
-	// DefaultScrubRate (8 MiB/s); negative turns the scrub off.
+	// re-verifies against their CIDs (disk_integrity.go), starting one
+	// MaintenanceInterval after Run. Default DefaultScrubRate (4 MiB/s);
+	// negative turns the scrub off.
 	ScrubRate int64
 }
 

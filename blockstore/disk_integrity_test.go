@@ -113,11 +113,13 @@ func sameCRC(t *testing.T, data []byte) []byte {
 	return nil
 }
 
-// TestDiskRunScrubs: Run scrubs in the background at ScrubRate.
+// TestDiskRunScrubs: Run scrubs in the background at ScrubRate, from one
+// MaintenanceInterval after it starts.
 func TestDiskRunScrubs(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
-	d, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: dir, BudgetBytes: 1 << 20, ScrubRate: 1 << 30})
+	d, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: dir, BudgetBytes: 1 << 20, ScrubRate: 1 << 30,
+		MaintenanceInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,8 @@
 # 1 GiB memory tier) reads it through its gateway, from A. Prints B's and A's
 # CPU-seconds per GiB (utime+stime from /proc/PID/stat around B's read),
 # B's rate and where B's bytes came from; with PROFILE=1 saves a 10 s CPU
-# profile of B taken during its read (B.cpu.pprof in the work directory).
+# profile of B and of A taken during B's read (B.cpu.pprof, A.cpu.pprof in
+# the work directory, kept with KEEP=1).
 # Run from the repository root after `make build`. Linux only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,13 +61,15 @@ sleep 1 # let A's announcements land
 if [[ -n "${PROFILE:-}" ]]; then
   curl -fsS -o "$WORK/B.cpu.pprof" "http://$B_ADMIN/debug/pprof/profile?seconds=10" &
   PROF=$!
+  curl -fsS -o "$WORK/A.cpu.pprof" "http://$A_ADMIN/debug/pprof/profile?seconds=10" &
+  PROF_A=$!
 fi
 a0=$(cpu "$A_PID"); b0=$(cpu "$B_PID"); t0=$(date +%s.%N)
 curl -fsS -o /dev/null "http://$B_GW/bench/object"
 t1=$(date +%s.%N); a1=$(cpu "$A_PID"); b1=$(cpu "$B_PID")
-[[ -z "${PROFILE:-}" ]] || wait "$PROF"
+[[ -z "${PROFILE:-}" ]] || wait "$PROF" "$PROF_A"
 awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v s="$SIZE_MIB" -v t0="$t0" -v t1="$t1" 'BEGIN {
   gib = s / 1024; printf "B read %d MiB at %.0f MB/s; CPU-s/GiB: B (receive+verify+store+serve) %.2f, A (send) %.2f\n",
     s, s * 1048576 / (t1 - t0) / 1e6, b / 100 / gib, a / 100 / gib }'
 curl -fsS "http://$B_ADMIN/metrics" | grep -E '^shoal_(transfer_bytes|origin_bytes|node_chunk_source)[a-z_]*' | head -12 || true
-[[ -z "${PROFILE:-}" ]] || echo "profile: $WORK/B.cpu.pprof"
+[[ -z "${PROFILE:-}" ]] || echo "profiles: $WORK/B.cpu.pprof $WORK/A.cpu.pprof"
