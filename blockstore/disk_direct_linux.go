@@ -1,14 +1,17 @@
 package blockstore
 
-// Payload files are written with O_DIRECT where the filesystem allows it:
-// the device reads the verified chunk straight from its buffer, instead of
-// the kernel copying it into freshly allocated page-cache pages. Measured
-// on this project's 2-core VM (ext4 on virtio, 4 MiB files): buffered
-// writes cost 0.3-2.5 CPU-s per GiB (2.4 when the page cache has to grow
-// into memory the VM never touched, as on a node filling its cache), O_DIRECT
-// writes 0.1. The SSD tier's readers read through the page cache as before
-// (a direct write drops any cached pages of the range, so they stay
-// coherent); the first read of a block after its write goes to the device.
+// DirectFileCreator writes payload files with O_DIRECT where the filesystem
+// allows it: the device reads the verified chunk straight from its buffer,
+// instead of the kernel copying it into freshly allocated page-cache pages.
+// Measured on this project's 2-core VM (ext4 on virtio, 4 MiB files):
+// buffered writes cost 0.3-2.5 CPU-s per GiB (2.4 when the page cache has
+// to grow into memory the VM never touched, as on a node filling its
+// cache), O_DIRECT writes 0.1; a node receiving from a peer spent 3.6
+// instead of 4.7-5.1 CPU-s per GiB. The cost: the blocks are not in the
+// page cache after the write, and reading them back (buffered, coherent
+// with the direct write) went to the device, which here also made later
+// re-reads slower (S1's SSD hit: 1.0-1.1 instead of 0.66 CPU-s per GiB).
+// Hence opt-in (--ssd-direct-write), see docs/PERFORMANCE.md.
 
 import (
 	"errors"

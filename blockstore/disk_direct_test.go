@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/shoal-cache/shoal/blockstore"
+	"github.com/shoal-cache/shoal/blockstore/storetest"
 )
 
-// TestOSFileCreatorWritesEveryShape: payload files hold exactly what was
-// written whatever its alignment (O_DIRECT for the aligned part on Linux,
-// the page cache for the rest), in one write or several.
-func TestOSFileCreatorWritesEveryShape(t *testing.T) {
+// TestDirectFileCreatorWritesEveryShape: payload files hold exactly what
+// was written whatever its alignment (O_DIRECT for the aligned part on
+// Linux, the page cache for the rest), in one write or several.
+func TestDirectFileCreatorWritesEveryShape(t *testing.T) {
 	big := make([]byte, 4<<20+8192) // a large allocation: page-aligned
 	rand.Read(big)
 	for name, writes := range map[string][][]byte{
@@ -27,7 +28,7 @@ func TestOSFileCreatorWritesEveryShape(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "f")
-			w, err := blockstore.OSFileCreator().Create(path)
+			w, err := blockstore.DirectFileCreator().Create(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,9 +46,25 @@ func TestOSFileCreatorWritesEveryShape(t *testing.T) {
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("file holds %d bytes (err %v), want the %d written", len(got), err, len(want))
 			}
-			if _, err := blockstore.OSFileCreator().Create(path); !os.IsExist(err) {
+			if _, err := blockstore.DirectFileCreator().Create(path); !os.IsExist(err) {
 				t.Fatalf("second Create of %s: %v, want exists", path, err)
 			}
 		})
+	}
+}
+
+// TestDiskWithDirectWrites: the SSD tier works the same on direct writes.
+func TestDiskWithDirectWrites(t *testing.T) {
+	ctx := t.Context()
+	d := newDisk(t, t.TempDir(), 16<<20, blockstore.WithFileCreator(blockstore.DirectFileCreator()))
+	defer d.Close()
+	for _, n := range []int{4 << 20, 4<<20 - 100, 4096, 1} {
+		c, data := storetest.Block(t, n)
+		if err := d.Put(ctx, c, data); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Get(ctx, c); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Get of a %d-byte block written directly: %v", n, err)
+		}
 	}
 }
