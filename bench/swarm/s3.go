@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/shoal-cache/shoal/internal/cpucost"
@@ -62,8 +63,9 @@ func RunS3(ctx context.Context, env Env, s Settings, rep *Report) (*S3Result, er
 	timeout := 10 * time.Minute
 	url := []string{"http://" + gatewayAddr + "/" + bucket + "/s3/object"}
 	nodeCfg := func(name string) NodeConfig {
+		// --pprof: run 1's CPU profiles of A and B (see profileRead).
 		return NodeConfig{Bin: env.ShoalBin, DataDir: filepath.Join(work, name), Origin: origin,
-			P2P: p2p, SwarmKeyFile: keyFile, ChunkSize: s.ChunkFlag, ExtraArgs: s.NodeArgs}
+			P2P: p2p, SwarmKeyFile: keyFile, ChunkSize: s.ChunkFlag, ExtraArgs: append([]string{"--pprof"}, s.NodeArgs...)}
 	}
 	a, err := StartNode(ctx, hostA, nodeCfg("nodeA"))
 	if err != nil {
@@ -88,9 +90,16 @@ func RunS3(ctx context.Context, env Env, s Settings, rep *Report) (*S3Result, er
 			}
 		}
 		origin.Reset()
+		var profiled func() []string
+		if run == 0 {
+			profiled = profileRead(ctx, s.S3Size, filepath.Dir(s.Out), map[string]*Node{"s3-A-send": a, "s3-B-receive": b})
+		}
 		meter := cpucost.Start(a.PID(), b.PID())
 		r, _ := readAll(ctx, env, []*Host{hostB}, url, timeout)
 		cpu, cpuErr := meter.Stop()
+		if profiled != nil {
+			rep.Notes = append(rep.Notes, profiled()...)
+		}
 		oc := origin.Counts()
 		if err := b.Close(); err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("S3 run %d: %v", run+1, err))
@@ -163,6 +172,43 @@ func RunS3(ctx context.Context, env Env, s Settings, rep *Report) (*S3Result, er
 	}
 	res.Errors = len(res.ErrorsText)
 	return res, nil
+}
+
+// profileRead starts CPU profiles of the nodes (name -> node) covering a
+// read of size bytes that begins readerLead from now (at a pessimistic
+// 40 MB/s, 3 s to 60 s), written beside the results as <name>.cpu.pprof;
+// the returned function waits for them and says where they are.
+func profileRead(ctx context.Context, size int64, dir string, nodes map[string]*Node) func() []string {
+	d := readerLead + min(60*time.Second, max(3*time.Second, time.Duration(float64(size)/40e6*float64(time.Second))))
+	type done struct {
+		name, path string
+		err        error
+	}
+	ch := make(chan done, len(nodes))
+	mkErr := os.MkdirAll(dir, 0o755)
+	for name, n := range nodes {
+		go func() {
+			p := filepath.Join(dir, name+".cpu.pprof")
+			if mkErr != nil {
+				ch <- done{name, p, mkErr}
+				return
+			}
+			ch <- done{name, p, n.Profile(ctx, d, p)}
+		}()
+	}
+	return func() []string {
+		var notes []string
+		for range nodes {
+			r := <-ch
+			if r.err != nil {
+				notes = append(notes, fmt.Sprintf("%s CPU profile: %v", r.name, r.err))
+			} else {
+				notes = append(notes, fmt.Sprintf("%s CPU profile (%v, run 1): %s", r.name, d, r.path))
+			}
+		}
+		slices.Sort(notes)
+		return notes
+	}
 }
 
 // transferRun is one baseline transfer from A to B: its rate and what each
