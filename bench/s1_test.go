@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -174,9 +177,62 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 			res.Notes = append(res.Notes, "warm-up never reached a read without origin GETs")
 		}
 		p.rp.add(res)
-		p.rp.add(cpuResult(tier+" "+label+": node serving the gateway client", nodeCPU,
-			"origin (versitygw) serving "+label, originCPU))
+		cost := cpuResult(tier+" "+label+": node serving the gateway client", nodeCPU,
+			"origin (versitygw) serving "+label, originCPU)
+		if streams == 1 {
+			cost.Notes = append(cost.Notes, p.profile(tier))
+		}
+		p.rp.add(cost)
 	}
+}
+
+// profile takes a CPU profile of the node (it runs with --pprof) while it
+// serves more 1-stream reads, not counted in any figure, and saves it beside
+// the results as s1-<tier>.cpu.pprof; it returns a note saying where.
+func (p *s1Phase) profile(tier string) string {
+	ctx := p.t.Context()
+	const window = 5 * time.Second
+	path := filepath.Join(filepath.Dir(p.cfg.Out), "s1-"+tier+".cpu.pprof")
+	errc := make(chan error, 1)
+	go func() { errc <- fetchProfile(ctx, p.node.AdminAddr, window, path) }()
+	for end := time.Now().Add(window); time.Now().Before(end); {
+		if _, err := ReadObject(ctx, p.hc, p.nodeURL, p.size, 1); err != nil {
+			break
+		}
+	}
+	if err := <-errc; err != nil {
+		return fmt.Sprintf("CPU profile of the node: %v", err)
+	}
+	return fmt.Sprintf("CPU profile of the node serving more %s reads (%v): %s", tier, window, path)
+}
+
+// fetchProfile writes a CPU profile of d from the admin API at addr to path.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d/time.Second)), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuResult reports a cost figure: CPU-seconds (user + system, all threads,
