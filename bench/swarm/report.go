@@ -71,8 +71,10 @@ type S4Result struct {
 	Chunk    int64   `json:"chunk_bytes"`
 	P2P      bool    `json:"p2p"`
 	LimitSec float64 `json:"limit_seconds"` // S/B
-	// LinkMBps is one TCP stream's goodput over a shaped link (iperf3).
+	// LinkMBps is one TCP stream's goodput over a shaped link (iperf3), and
+	// LinkCPU what its two iperf3 processes spent per GiB (one 3 s run).
 	LinkMBps   float64 `json:"link_goodput_mb_per_s"`
+	LinkCPU    CPUCost `json:"link_iperf3_cpu"`
 	Slowest    Stat    `json:"slowest_seconds"`
 	SlowestX   Stat    `json:"slowest_over_limit"`
 	Mean       Stat    `json:"mean_seconds"`
@@ -183,7 +185,8 @@ func (r *Report) Table() string {
 		fmt.Fprintf(w, "%s\torigin bytes / S\t%s\t\t<= 1.02\t%s\n", id, st(s.OriginX, "x"), verdict(s.OriginX.Median <= 1.02))
 		fmt.Fprintf(w, "%s\torigin GETs / chunk\t%s\t\t~1\t%s\n", id, st(s.ReqPerChnk, ""), verdict(s.ReqPerChnk.Median <= 1.1))
 		fmt.Fprintf(w, "%s\tread errors\t%d\t\t0\t%s\n", id, s.Errors, verdict(s.Errors == 0))
-		fmt.Fprintf(w, "%s\tCPU per node (all roles), mean\t%s\t\t<= %g + %g CPU-s/GiB\t%s\n", id, st(s.NodeCPUMean, "CPU-s/GiB"),
+		fmt.Fprintf(w, "%s\tCPU per node (all roles), mean\t%s\tiperf3 on a shaped link: send %.3g + receive %.3g CPU-s/GiB\t<= %g + %g CPU-s/GiB\t%s\n",
+			id, st(s.NodeCPUMean, "CPU-s/GiB"), s.LinkCPU.Sender.Median, s.LinkCPU.Receiver.Median,
 			maxReceiveCPUPerGiB, maxSendCPUPerGiB, verdict(len(s.NodeCPUMean.Runs) > 0 && s.NodeCPUMean.Median <= maxReceiveCPUPerGiB+maxSendCPUPerGiB))
 		fmt.Fprintf(w, "%s\tCPU of the busiest node\t%s\t\t\t\n", id, st(s.NodeCPUMax, "CPU-s/GiB"))
 	}

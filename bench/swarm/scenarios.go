@@ -230,6 +230,10 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 	limit := float64(s.Size) * 8 / float64(s.RateBits)
 	timeout := time.Duration(4*limit*float64(s.Nodes))*time.Second + time.Minute
 	res := &S4Result{Nodes: s.Nodes, Size: s.Size, RateBits: s.RateBits, Chunk: s.Chunk, P2P: p2p, LimitSec: limit, LinkMBps: linkMBps}
+	if err == nil {
+		res.LinkCPU = CPUCost{Sender: NewStat([]float64{cpucost.PerGiB(ir.SenderCPU, ir.Bytes)}),
+			Receiver: NewStat([]float64{cpucost.PerGiB(ir.ReceiverCPU, ir.Bytes)})}
+	}
 	chunks := float64((s.Size + s.Chunk - 1) / s.Chunk)
 	var slowest, slowestX, mean, directSlowest, originX, perChunk, cpuMean, cpuMax []float64
 	gwURLs := make([]string, len(hosts))

@@ -217,7 +217,8 @@ func TestReportCostRows(t *testing.T) {
 		TCPCPU:   CPUCost{Sender: NewStat([]float64{0.2}), Receiver: NewStat([]float64{0.35})},
 		KuboCPU:  &CPUCost{Sender: NewStat([]float64{6}), Receiver: NewStat([]float64{9})}}
 	r.S4 = &S4Result{Nodes: 8, Size: 256 << 20, RateBits: 200e6,
-		NodeCPUMean: NewStat([]float64{1.5, 1.9, 2.5}), NodeCPUMax: NewStat([]float64{3, 3.2, 4})}
+		NodeCPUMean: NewStat([]float64{1.5, 1.9, 2.5}), NodeCPUMax: NewStat([]float64{3, 3.2, 4}),
+		LinkCPU: CPUCost{Sender: NewStat([]float64{0.3}), Receiver: NewStat([]float64{0.45})}}
 	lines := strings.Split(r.Table(), "\n")
 	row := func(figure string) string {
 		for _, l := range lines {
@@ -232,7 +233,7 @@ func TestReportCostRows(t *testing.T) {
 	for figure, want := range map[string][]string{
 		"CPU: A sends":                           {"0.45 CPU-s/GiB [0.4..0.5]", "iperf3 0.2 CPU-s/GiB", "kubo 6 CPU-s/GiB", "<= 0.5", "yes"},
 		"CPU: B receives+verifies+stores+serves": {"4 CPU-s/GiB [3..5]", "iperf3 0.35", "kubo 9", "<= 1.5", "NO"},
-		"CPU per node (all roles), mean":         {"1.9 CPU-s/GiB [1.5..2.5]", "<= 1.5 + 0.5", "yes"},
+		"CPU per node (all roles), mean":         {"1.9 CPU-s/GiB [1.5..2.5]", "send 0.3 + receive 0.45", "<= 1.5 + 0.5", "yes"},
 		"CPU of the busiest node":                {"3.2 CPU-s/GiB [3..4]"},
 	} {
 		l := row(figure)
