@@ -111,3 +111,15 @@ func TestWriteJSONBadPath(t *testing.T) {
 		t.Error("writing under a regular file did not fail")
 	}
 }
+
+func TestCPUResult(t *testing.T) {
+	res := cpuResult("ssd-hit 1 stream: node serving the gateway client", []float64{0.9, 1.1, 1.0},
+		"origin (versitygw) serving 1 stream", []float64{0.5, 0.5, 0.6})
+	if res.Unit != "CPU-s/GiB" || res.Median != 1.0 || res.Baseline.Median != 0.5 || res.Ratio != 2 || res.Met != nil {
+		t.Fatalf("cpuResult = %+v", res)
+	}
+	rep := Report{Results: []Result{res}}
+	if tab := rep.Table(); !strings.Contains(tab, "CPU-s/GiB") || !strings.Contains(tab, "2.00x") {
+		t.Errorf("table:\n%s", tab)
+	}
+}

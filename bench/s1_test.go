@@ -1,13 +1,17 @@
 package bench
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/shoal-cache/shoal/internal/cpucost"
 	"github.com/shoal-cache/shoal/internal/testenv"
 )
 
@@ -108,7 +112,7 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 	t, ctx := p.t, p.t.Context()
 	for _, streams := range []int{1, 8} {
 		label := streamLabel(streams)
-		var origin, node []float64
+		var origin, node, originCPU, nodeCPU []float64
 		var originErrs, nodeErrs, originGets int64
 		var firstErr string
 		fail := func(who string, err error) {
@@ -120,17 +124,24 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 		hitsBefore, _ := tierHits(ctx, p.node)
 		for run := range p.cfg.RunsS1 {
 			readOrigin := func() {
+				m := cpucost.Start(p.s.PID())
 				r, err := ReadObject(ctx, p.hc, p.originURL, p.size, streams)
+				cpu, cerr := m.Stop()
 				if err != nil {
 					originErrs++
 					fail("origin", err)
 					return
 				}
 				origin = append(origin, r.MBps())
+				if cerr == nil {
+					originCPU = append(originCPU, cpucost.PerGiB(cpu[0], p.size))
+				}
 			}
 			readNode := func() {
 				before := p.s.Counts().GetObject
+				m := cpucost.Start(p.node.PID())
 				r, err := ReadObject(ctx, p.hc, p.nodeURL, p.size, streams)
+				cpu, cerr := m.Stop()
 				originGets += p.s.Counts().GetObject - before
 				if err != nil {
 					nodeErrs++
@@ -138,6 +149,9 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 					return
 				}
 				node = append(node, r.MBps())
+				if cerr == nil {
+					nodeCPU = append(nodeCPU, cpucost.PerGiB(cpu[0], p.size))
+				}
 			}
 			if run%2 == 0 { // alternate who goes first: drift hits both alike
 				readOrigin()
@@ -163,7 +177,74 @@ func (p *s1Phase) run(tier string, minRatio float64, setup string, warm bool) {
 			res.Notes = append(res.Notes, "warm-up never reached a read without origin GETs")
 		}
 		p.rp.add(res)
+		cost := cpuResult(tier+" "+label+": node serving the gateway client", nodeCPU,
+			"origin (versitygw) serving "+label, originCPU)
+		if streams == 1 {
+			cost.Notes = append(cost.Notes, p.profile(tier))
+		}
+		p.rp.add(cost)
 	}
+}
+
+// profile takes a CPU profile of the node (it runs with --pprof) while it
+// serves more 1-stream reads, not counted in any figure, and saves it beside
+// the results as s1-<tier>.cpu.pprof; it returns a note saying where.
+func (p *s1Phase) profile(tier string) string {
+	ctx := p.t.Context()
+	const window = 5 * time.Second
+	path := filepath.Join(filepath.Dir(p.cfg.Out), "s1-"+tier+".cpu.pprof")
+	errc := make(chan error, 1)
+	go func() { errc <- fetchProfile(ctx, p.node.AdminAddr, window, path) }()
+	for end := time.Now().Add(window); time.Now().Before(end); {
+		if _, err := ReadObject(ctx, p.hc, p.nodeURL, p.size, 1); err != nil {
+			break
+		}
+	}
+	if err := <-errc; err != nil {
+		return fmt.Sprintf("CPU profile of the node: %v", err)
+	}
+	return fmt.Sprintf("CPU profile of the node serving more %s reads (%v): %s", tier, window, path)
+}
+
+// fetchProfile writes a CPU profile of d from the admin API at addr to path.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d/time.Second)), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuResult reports a cost figure: CPU-seconds (user + system, all threads,
+// from /proc/PID/stat around each read) per GiB read, with the origin
+// server's cost for the same reads as its baseline (ratio < 1: the node is
+// cheaper). No target: C1's targets are for bytes from peers (S3, S4).
+func cpuResult(variant string, runs []float64, baseVariant string, base []float64) Result {
+	b := NewFigure(baseVariant, base, 0)
+	res := NewResult("C1/S1", "CPU-s/GiB", NewFigure(variant, runs, 0), &b, nil)
+	res.Notes = []string{"CPU time of the serving process only (the load generator's is not counted); " +
+		"/proc counts 10 ms ticks"}
+	return res
 }
 
 // streamLabel names a stream count: "1 stream", "8 ranged streams".

@@ -71,7 +71,8 @@ func TestScenarios(t *testing.T) {
 // not revalidation), and logging is at info, not the harness's per-request
 // debug level. cfg.Hash, if set, picks the chunk hash.
 func nodeOptions(cfg Settings, s *testenv.S3, memCache string) testenv.NodeOptions {
-	args := []string{"--log-level", "info"}
+	// --pprof: S1 saves a CPU profile per tier beside the results.
+	args := []string{"--log-level", "info", "--pprof"}
 	if cfg.Hash != "" {
 		args = append(args, "--hash", cfg.Hash)
 	}

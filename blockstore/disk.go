@@ -54,6 +54,11 @@ type DiskConfig struct {
 	// space (besides every Put), so that a disk filled by someone else
 	// makes the tier evict before its next write. Default 5 s: one statfs.
 	SpaceCheckInterval time.Duration
+	// ScrubRate is how many payload bytes per second Run's background scrub
+	// re-verifies against their CIDs (disk_integrity.go), starting one
+	// MaintenanceInterval after Run. Default DefaultScrubRate (4 MiB/s);
+	// negative turns the scrub off.
+	ScrubRate int64
 }
 
 // Disk defaults.
@@ -101,6 +106,9 @@ func (c DiskConfig) withDefaults() DiskConfig {
 	}
 	if c.SpaceCheckInterval == 0 {
 		c.SpaceCheckInterval = DefaultSpaceCheckInterval
+	}
+	if c.ScrubRate == 0 {
+		c.ScrubRate = DefaultScrubRate
 	}
 	return c
 }
@@ -158,7 +166,8 @@ type diskSlot struct {
 	gen    uint32 // distinguishes reuses of the slot
 	ref    bool   // CLOCK reference bit
 	pinned bool
-	dirty  bool // tick changed since last persisted
+	dirty  bool       // tick changed since last persisted
+	sum    payloadSum // CRC-32C of the payload (disk_integrity.go)
 }
 
 // Disk is the SSD tier: one file per block under a Badger index, a byte
@@ -408,7 +417,7 @@ func (d *Disk) reconcile(records []indexRecord, pins []cid.Cid) error {
 	for i, a := range adopted {
 		r := indexRecord{c: a.c, size: a.size, tick: maxTick + uint64(i) + 1}
 		live = append(live, r)
-		sets = append(sets, [2][]byte{blockKey(r.c), encodeBlockValue(r.size, r.tick)})
+		sets = append(sets, [2][]byte{blockKey(r.c), encodeBlockValue(r.size, r.tick, r.sum)})
 	}
 	if err := setKeys(d.db, sets); err != nil {
 		return err
@@ -417,7 +426,7 @@ func (d *Disk) reconcile(records []indexRecord, pins []cid.Cid) error {
 	sort.Slice(live, func(i, j int) bool { return live[i].tick < live[j].tick })
 	d.slots = make([]diskSlot, len(live))
 	for i, r := range live {
-		d.slots[i] = diskSlot{c: r.c, size: r.size, tick: r.tick}
+		d.slots[i] = diskSlot{c: r.c, size: r.size, tick: r.tick, sum: r.sum}
 		d.index[r.c] = int32(i)
 		d.bytes += r.size
 		d.tick = max(d.tick, r.tick)
@@ -466,8 +475,9 @@ func (d *Disk) blockPath(c cid.Cid) string {
 	return filepath.Join(d.blocksDir, shardName(c), c.String())
 }
 
-// Get reads the block and verifies it against c. A block that fails
-// verification (or cannot be read) is removed from the index and disk,
+// Get reads the block and checks it against the CRC recorded when it was
+// written (or, lacking one, against c). A block that fails the check (or
+// cannot be read) is removed from the index and disk,
 // counted in Stats.Corrupt, and reported as ErrNotFound.
 func (d *Disk) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return d.getInto(ctx, c, func(n int) []byte { return make([]byte, n) }, nil)
@@ -495,13 +505,13 @@ func (d *Disk) getInto(ctx context.Context, c cid.Cid, alloc func(n int) []byte,
 	s := &d.slots[i]
 	d.tick++
 	s.ref, s.tick, s.dirty = true, d.tick, true
-	size, gen := s.size, s.gen
+	size, gen, sum := s.size, s.gen, s.sum
 	d.mu.Unlock()
 
 	data := alloc(int(size))
 	err := readBlockFile(d.blockPath(c), data)
 	if err == nil {
-		err = verify("disk get", c, data)
+		err = d.checkRead(c, i, gen, sum, data)
 	}
 	if err != nil && free != nil {
 		free(data)
@@ -550,13 +560,21 @@ func readBlockFile(path string, data []byte) error {
 // counts as a miss. The index key is deleted at the next write (or by
 // reconcile after a crash), so a reader never waits on the index.
 func (d *Disk) drop(c cid.Cid, i int32, gen uint32, corrupt bool, cause error) {
+	d.removeCopy(c, i, gen, corrupt, cause)
+	d.mu.Lock()
+	d.misses++
+	d.mu.Unlock()
+	d.metrics.miss()
+}
+
+// removeCopy is drop without counting a miss (the scrub's drop); it reports
+// whether it removed the copy.
+func (d *Disk) removeCopy(c cid.Cid, i int32, gen uint32, corrupt bool, cause error) bool {
 	d.mu.Lock()
 	j, ok := d.index[c]
 	if !ok || j != i || d.slots[i].gen != gen || d.closed {
-		d.misses++
 		d.mu.Unlock()
-		d.metrics.miss()
-		return
+		return false
 	}
 	d.removeSlotLocked(i)
 	d.pendingDeletes = append(d.pendingDeletes, blockKey(c))
@@ -566,7 +584,6 @@ func (d *Disk) drop(c cid.Cid, i int32, gen uint32, corrupt bool, cause error) {
 	if corrupt {
 		d.corrupt++
 	}
-	d.misses++
 	used, hook := d.bytes, d.onEvict
 	d.mu.Unlock()
 	d.log.Warn("dropped unreadable block", "cid", c, "corrupt", corrupt, "err", cause)
@@ -576,11 +593,11 @@ func (d *Disk) drop(c cid.Cid, i int32, gen uint32, corrupt bool, cause error) {
 	if corrupt {
 		d.metrics.corrupted()
 	}
-	d.metrics.miss()
 	d.metrics.setBytes(used)
 	if hook != nil {
 		hook([]cid.Cid{c})
 	}
+	return true
 }
 
 // Has reports whether the block is indexed (without reading it).
@@ -612,6 +629,7 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		return err
 	}
 	size := int64(len(data))
+	sum := sumOf(data) // of the verified bytes, before they reach the disk
 	d.putMu.Lock()
 	defer d.putMu.Unlock()
 	free, ferr := freeSpace(d.cfg.Dir)
@@ -687,7 +705,7 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 	i := d.allocSlotLocked()
 	d.gen++
 	d.tick++
-	d.slots[i] = diskSlot{c: c, size: size, tick: d.tick, gen: d.gen, ref: true}
+	d.slots[i] = diskSlot{c: c, size: size, tick: d.tick, gen: d.gen, ref: true, sum: sum}
 	d.index[c] = i
 	d.bytes += size
 	if _, pinned := d.pins[c]; pinned {
@@ -695,7 +713,7 @@ func (d *Disk) putVerified(ctx context.Context, c cid.Cid, data []byte) error {
 		d.pinnedBytes += size
 		d.pinnedCount++
 	}
-	err := d.flushIndexLocked([][2][]byte{{blockKey(c), encodeBlockValue(size, d.tick)}})
+	err := d.flushIndexLocked([][2][]byte{{blockKey(c), encodeBlockValue(size, d.tick, sum)}})
 	if err != nil {
 		// Without an index entry the file would be dropped at restart; undo
 		// now so memory and disk agree.
@@ -974,11 +992,16 @@ func (d *Disk) Stats() Stats {
 
 // Run performs index maintenance every MaintenanceInterval until ctx is
 // done: it persists access ticks (so eviction order survives a restart
-// approximately) and runs Badger value-log GC; and every
-// SpaceCheckInterval it asks the filesystem for its free space, evicting
-// when the disk has less room than the tier holds plus its reserve. It returns nil when ctx is
-// done and ErrClosed if the Disk is closed first.
+// approximately) and runs Badger value-log GC; every SpaceCheckInterval
+// it asks the filesystem for its free space, evicting when the disk has
+// less room than the tier holds plus its reserve; beside it the scrub runs
+// at ScrubRate. It returns nil when ctx is done and ErrClosed if the Disk
+// is closed first.
 func (d *Disk) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	scrubbed := make(chan struct{})
+	go func() { defer close(scrubbed); d.scrubLoop(ctx) }()
+	defer func() { cancel(); <-scrubbed }()
 	t := time.NewTicker(d.cfg.MaintenanceInterval)
 	defer t.Stop()
 	space := time.NewTicker(d.cfg.SpaceCheckInterval)
@@ -1036,7 +1059,7 @@ func (d *Disk) dirtyTicksLocked() [][2][]byte {
 	for i := range d.slots {
 		s := &d.slots[i]
 		if s.dirty && s.c.Defined() {
-			sets = append(sets, [2][]byte{blockKey(s.c), encodeBlockValue(s.size, s.tick)})
+			sets = append(sets, [2][]byte{blockKey(s.c), encodeBlockValue(s.size, s.tick, s.sum)})
 			s.dirty = false
 		}
 	}

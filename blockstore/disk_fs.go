@@ -25,3 +25,11 @@ func OSFileCreator() FileCreator {
 		return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	})
 }
+
+// DirectFileCreator is OSFileCreator writing with O_DIRECT where it can:
+// on Linux, the aligned part of each write goes from the caller's buffer to
+// the device without a copy into the page cache (see disk_direct_linux.go
+// for what that saves and costs); elsewhere it is OSFileCreator.
+func DirectFileCreator() FileCreator {
+	return FileCreatorFunc(createPayloadFile)
+}

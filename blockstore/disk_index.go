@@ -13,8 +13,13 @@ import (
 // Badger index layout. Keys are a one-byte kind prefix followed by the CID's
 // binary form:
 //
-//	'b' cid -> uvarint(size) uvarint(lastAccessTick)   one per held block
-//	'p' cid -> (empty)                                  one per pin, held or not
+//	'b' cid -> uvarint(size) uvarint(lastAccessTick) [crc32c]   one per held block
+//	'p' cid -> (empty)                                           one per pin, held or not
+//
+// crc32c is the payload's CRC-32C (Castagnoli), 4 bytes little-endian,
+// recorded when the verified block was written (see disk_crc.go). Records
+// written before it existed lack it; their blocks are verified against the
+// CID on their next read, which then records it.
 //
 // Pins are keys of their own so a pin can precede its block and outlive its
 // deletion by eviction (eviction never touches pinned blocks anyway).
@@ -56,24 +61,35 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 func blockKey(c cid.Cid) []byte { return append([]byte{keyBlock}, c.Bytes()...) }
 func pinKey(c cid.Cid) []byte   { return append([]byte{keyPin}, c.Bytes()...) }
 
-func encodeBlockValue(size int64, tick uint64) []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen64)
+func encodeBlockValue(size int64, tick uint64, sum payloadSum) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+4)
 	b = binary.AppendUvarint(b, uint64(size))
-	return binary.AppendUvarint(b, tick)
+	b = binary.AppendUvarint(b, tick)
+	if sum.ok {
+		b = binary.LittleEndian.AppendUint32(b, sum.crc)
+	}
+	return b
 }
 
 var errBadIndexValue = errors.New("blockstore: bad index value")
 
-func decodeBlockValue(v []byte) (size int64, tick uint64, err error) {
+func decodeBlockValue(v []byte) (size int64, tick uint64, sum payloadSum, err error) {
 	s, n := binary.Uvarint(v)
 	if n <= 0 {
-		return 0, 0, errBadIndexValue
+		return 0, 0, payloadSum{}, errBadIndexValue
 	}
 	t, m := binary.Uvarint(v[n:])
 	if m <= 0 {
-		return 0, 0, errBadIndexValue
+		return 0, 0, payloadSum{}, errBadIndexValue
 	}
-	return int64(s), t, nil
+	switch rest := v[n+m:]; len(rest) {
+	case 0:
+	case 4:
+		sum = payloadSum{crc: binary.LittleEndian.Uint32(rest), ok: true}
+	default:
+		return 0, 0, payloadSum{}, errBadIndexValue
+	}
+	return int64(s), t, sum, nil
 }
 
 // indexRecord is one 'b' entry loaded at open.
@@ -81,6 +97,7 @@ type indexRecord struct {
 	c    cid.Cid
 	size int64
 	tick uint64
+	sum  payloadSum
 }
 
 // loadIndex reads every block and pin record. Undecodable records are
@@ -109,7 +126,7 @@ func loadIndex(db *badger.DB) (blocks []indexRecord, pins []cid.Cid, err error) 
 				var rec indexRecord
 				verr := item.Value(func(v []byte) error {
 					var derr error
-					rec.size, rec.tick, derr = decodeBlockValue(v)
+					rec.size, rec.tick, rec.sum, derr = decodeBlockValue(v)
 					return derr
 				})
 				if verr != nil {

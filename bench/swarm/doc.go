@@ -45,14 +45,19 @@
 // object GETs, distinct ranges, bytes and the time of its last byte (so a
 // run shows how long the origin link set the pace and how long the fan-out
 // after it took); the machine's CPU busy fraction during the read is
-// recorded too. One iperf3 stream over a shaped link gives the goodput B
-// allows (a little below B: headers).
+// recorded too, and each node's CPU-seconds during the read (/proc/PID/stat)
+// per GiB its reader received: the cluster mean and the busiest node. One
+// iperf3 stream over a shaped link gives the goodput B allows (a little
+// below B: headers).
 //
 // S3 per run: a fresh node B reads the object through its gateway while
 // node A holds it (A read it once through its own gateway); iperf3 (one
 // stream, B receiving) and kubo (`ipfs cat` on B of a file added on A, B's
 // blocks garbage-collected between runs) run between the same two
-// namespaces, on unshaped links.
+// namespaces, on unshaped links. Cost: A's and B's CPU-seconds per GiB
+// during B's read, next to iperf3's two processes and kubo's two daemons;
+// run 1 saves CPU profiles of A and B beside the results
+// (s3-A-send.cpu.pprof, s3-B-receive.cpu.pprof; the nodes run with --pprof).
 //
 // L1, the lone cold reader (issue 3, point 5: a cold read by one node pulls
 // different chunks through many home nodes at once, so a lone reader is

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shoal-cache/shoal/internal/cpucost"
 )
 
 const (
@@ -110,8 +112,10 @@ func (k *kubo) stop() {
 }
 
 // kuboRuns measures `ipfs cat` of file (size bytes, SHA-256 sum) from A's
-// daemon to B's, runs times; it returns MB/s per run.
-func kuboRuns(ctx context.Context, env Env, a, b *Host, file, sum string, size int64, runs int) ([]float64, error) {
+// daemon to B's, runs times; it returns per run the rate and the CPU time of
+// both daemons (A sends, B receives and stores; the `ipfs cat` client, like
+// Shoal's reader, is not counted).
+func kuboRuns(ctx context.Context, env Env, a, b *Host, file, sum string, size int64, runs int) ([]transferRun, error) {
 	dir := filepath.Join(env.WorkDir, "kubo")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -138,7 +142,7 @@ func kuboRuns(ctx context.Context, env Env, a, b *Host, file, sum string, size i
 	if _, err := kb.run(ctx, "swarm", "connect", "/ip4/"+a.Addr.String()+"/tcp/"+kuboSwarmPort+"/p2p/"+idA); err != nil {
 		return nil, err
 	}
-	var out []float64
+	var out []transferRun
 	for run := range runs {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		c := kb.cmd(cctx, "cat", cid)
@@ -147,9 +151,11 @@ func kuboRuns(ctx context.Context, env Env, a, b *Host, file, sum string, size i
 		c.Stdout = cw
 		var stderr strings.Builder
 		c.Stderr = &stderr
+		meter := cpucost.Start(ka.daemon.Process.Pid, kb.daemon.Process.Pid)
 		start := time.Now()
 		err := c.Run()
 		sec := time.Since(start).Seconds()
+		cpu, cpuErr := meter.Stop()
 		cancel()
 		if err != nil {
 			return out, fmt.Errorf("run %d: ipfs cat: %v: %s", run+1, err, stderr.String())
@@ -157,7 +163,10 @@ func kuboRuns(ctx context.Context, env Env, a, b *Host, file, sum string, size i
 		if cw.n != size || hex.EncodeToString(h.Sum(nil)) != sum {
 			return out, fmt.Errorf("run %d: ipfs cat returned %d bytes, wrong content or size", run+1, cw.n)
 		}
-		out = append(out, float64(size)/sec/1e6)
+		if cpuErr != nil {
+			return out, fmt.Errorf("run %d: %w", run+1, cpuErr)
+		}
+		out = append(out, transferRun{MBps: float64(size) / sec / 1e6, Bytes: size, SenderCPU: cpu[0], ReceiverCPU: cpu[1]})
 		if _, err := kb.run(ctx, "repo", "gc", "-q"); err != nil {
 			return out, err
 		}

@@ -83,7 +83,8 @@ func runL1Pass(ctx context.Context, env Env, s Settings, lab *Lab, origin *Origi
 		PathLimitSec: float64(s.Size) * 8 / float64(pathBits), IdealSec: l1Ideal(s.Size, s.Nodes, s.RateBits, pathBits)}
 	// The shaping, checked: one TCP stream from the origin to the reader
 	// gets a little less than B_o.
-	mbps, err := iperf(ctx, lab.Hosts[0], reader, "-t", "3")
+	ir, err := iperf(ctx, lab.Hosts[0], reader, "-t", "3")
+	mbps := ir.MBps
 	if err != nil {
 		p.PathNote = fmt.Sprintf("path goodput not measured: %v", err)
 		rep.Notes = append(rep.Notes, "L1: "+p.PathNote)

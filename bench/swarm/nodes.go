@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -220,6 +221,42 @@ func findList(v any, key string) int {
 		}
 	}
 	return -1
+}
+
+// PID is the node process's ID (ip netns exec execs the node, so it is the
+// node's own), 0 if it never started.
+func (n *Node) PID() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// Profile takes a CPU profile of the node over d (the node runs with
+// --pprof) and writes it to path.
+func (n *Node) Profile(ctx context.Context, d time.Duration, path string) error {
+	cl := n.adminClient()
+	cl.Timeout = d + 30*time.Second
+	defer cl.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", adminAddr, max(1, int(d.Seconds()+0.5))), nil)
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("swarm: profile of %s: %w", n.Host.NS, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("swarm: profile of %s: %s", n.Host.NS, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("swarm: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("swarm: profile of %s: %w", n.Host.NS, err)
+	}
+	return f.Close()
 }
 
 // Close stops the node: SIGTERM, then SIGKILL after nodeStopTimeout.

@@ -55,8 +55,12 @@ type S4Run struct {
 	CPUBusy float64 `json:"cpu_busy"`
 	// OriginDone: seconds from the common start to the origin's last byte
 	// (how long the origin link was the pace; the rest is the fan-out).
-	OriginDone float64  `json:"origin_done_seconds"`
-	Errors     []string `json:"errors,omitempty"`
+	OriginDone float64 `json:"origin_done_seconds"`
+	// NodeCPU: each node's CPU-seconds during the cluster read per GiB its
+	// reader received (every node receives, verifies, stores, serves its
+	// reader and sends to peers).
+	NodeCPU []float64 `json:"node_cpu_s_per_gib,omitempty"`
+	Errors  []string  `json:"errors,omitempty"`
 }
 
 // S4Result is scenario S4.
@@ -67,25 +71,52 @@ type S4Result struct {
 	Chunk    int64   `json:"chunk_bytes"`
 	P2P      bool    `json:"p2p"`
 	LimitSec float64 `json:"limit_seconds"` // S/B
-	// LinkMBps is one TCP stream's goodput over a shaped link (iperf3).
+	// LinkMBps is one TCP stream's goodput over a shaped link (iperf3), and
+	// LinkCPU what its two iperf3 processes spent per GiB (one 3 s run).
 	LinkMBps   float64 `json:"link_goodput_mb_per_s"`
+	LinkCPU    CPUCost `json:"link_iperf3_cpu"`
 	Slowest    Stat    `json:"slowest_seconds"`
 	SlowestX   Stat    `json:"slowest_over_limit"`
 	Mean       Stat    `json:"mean_seconds"`
 	Direct     Stat    `json:"direct_slowest_seconds"`
 	OriginX    Stat    `json:"origin_bytes_over_size"`
 	ReqPerChnk Stat    `json:"origin_gets_per_chunk"`
-	Errors     int     `json:"errors"`
-	RunsDetail []S4Run `json:"runs"`
+	// NodeCPUMean is the whole cluster's CPU-seconds over the N x S bytes
+	// its readers received; NodeCPUMax the busiest node's, per GiB of S.
+	NodeCPUMean Stat    `json:"node_cpu_s_per_gib_mean"`
+	NodeCPUMax  Stat    `json:"node_cpu_s_per_gib_max"`
+	Errors      int     `json:"errors"`
+	RunsDetail  []S4Run `json:"runs"`
 }
+
+// CPUCost is what the two ends of a transfer spent: CPU-seconds (user +
+// system, all threads) per GiB moved, over runs. For Shoal the receiver is
+// node B, which receives, verifies, stores and serves its gateway client.
+type CPUCost struct {
+	Sender   Stat `json:"sender_cpu_s_per_gib"`
+	Receiver Stat `json:"receiver_cpu_s_per_gib"`
+}
+
+// C1's targets (BENCHMARKS.md), CPU-seconds per GiB on this machine.
+const (
+	maxReceiveCPUPerGiB = 1.5
+	maxSendCPUPerGiB    = 0.5
+)
 
 // S3Result is scenario S3.
 type S3Result struct {
-	Size       int64    `json:"size_bytes"`
-	P2P        bool     `json:"p2p"`
-	Shoal      Stat     `json:"shoal_mb_per_s"`
-	TCP        Stat     `json:"iperf3_mb_per_s"`
-	Kubo       *Stat    `json:"kubo_mb_per_s,omitempty"`
+	Size  int64 `json:"size_bytes"`
+	P2P   bool  `json:"p2p"`
+	Shoal Stat  `json:"shoal_mb_per_s"`
+	// ShoalCPU: node A's CPU during B's read (sender) and B's (receiver),
+	// from /proc/PID/stat around the read.
+	ShoalCPU CPUCost `json:"shoal_cpu"`
+	TCP      Stat    `json:"iperf3_mb_per_s"`
+	// TCPCPU: the iperf3 server (sender) and client (receiver), getrusage.
+	TCPCPU CPUCost `json:"iperf3_cpu"`
+	Kubo   *Stat   `json:"kubo_mb_per_s,omitempty"`
+	// KuboCPU: A's daemon (sender) and B's (receiver) around `ipfs cat`.
+	KuboCPU    *CPUCost `json:"kubo_cpu,omitempty"`
 	KuboNote   string   `json:"kubo_note,omitempty"`
 	OriginB    Stat     `json:"origin_bytes_during_b_read"`
 	OfTCP      float64  `json:"shoal_over_tcp"`
@@ -154,6 +185,10 @@ func (r *Report) Table() string {
 		fmt.Fprintf(w, "%s\torigin bytes / S\t%s\t\t<= 1.02\t%s\n", id, st(s.OriginX, "x"), verdict(s.OriginX.Median <= 1.02))
 		fmt.Fprintf(w, "%s\torigin GETs / chunk\t%s\t\t~1\t%s\n", id, st(s.ReqPerChnk, ""), verdict(s.ReqPerChnk.Median <= 1.1))
 		fmt.Fprintf(w, "%s\tread errors\t%d\t\t0\t%s\n", id, s.Errors, verdict(s.Errors == 0))
+		fmt.Fprintf(w, "%s\tCPU per node (all roles), mean\t%s\tiperf3 on a shaped link: send %.3g + receive %.3g CPU-s/GiB\t<= %g + %g CPU-s/GiB\t%s\n",
+			id, st(s.NodeCPUMean, "CPU-s/GiB"), s.LinkCPU.Sender.Median, s.LinkCPU.Receiver.Median,
+			maxReceiveCPUPerGiB, maxSendCPUPerGiB, verdict(len(s.NodeCPUMean.Runs) > 0 && s.NodeCPUMean.Median <= maxReceiveCPUPerGiB+maxSendCPUPerGiB))
+		fmt.Fprintf(w, "%s\tCPU of the busiest node\t%s\t\t\t\n", id, st(s.NodeCPUMax, "CPU-s/GiB"))
 	}
 	if s := r.S3; s != nil {
 		id := fmt.Sprintf("S3 S=%s p2p=%v", sizeString(s.Size), s.P2P)
@@ -169,6 +204,14 @@ func (r *Report) Table() string {
 			fmt.Fprintf(w, "%s\tshoal / kubo\t%.3g\t\t>= 10\t%s\n", id, s.OverKubo, verdict(s.OverKubo >= 10))
 		}
 		fmt.Fprintf(w, "%s\torigin bytes during B's read\t%s\t\t0\t%s\n", id, st(s.OriginB, "B"), verdict(s.OriginB.Max == 0))
+		kuboSend, kuboRecv := "", ""
+		if s.KuboCPU != nil {
+			kuboSend, kuboRecv = "; kubo "+st(s.KuboCPU.Sender, "CPU-s/GiB"), "; kubo "+st(s.KuboCPU.Receiver, "CPU-s/GiB")
+		}
+		fmt.Fprintf(w, "%s\tCPU: A sends\t%s\tiperf3 %s%s\t<= %g CPU-s/GiB\t%s\n", id, st(s.ShoalCPU.Sender, "CPU-s/GiB"),
+			st(s.TCPCPU.Sender, "CPU-s/GiB"), kuboSend, maxSendCPUPerGiB, verdict(len(s.ShoalCPU.Sender.Runs) > 0 && s.ShoalCPU.Sender.Median <= maxSendCPUPerGiB))
+		fmt.Fprintf(w, "%s\tCPU: B receives+verifies+stores+serves\t%s\tiperf3 %s%s\t<= %g CPU-s/GiB\t%s\n", id, st(s.ShoalCPU.Receiver, "CPU-s/GiB"),
+			st(s.TCPCPU.Receiver, "CPU-s/GiB"), kuboRecv, maxReceiveCPUPerGiB, verdict(len(s.ShoalCPU.Receiver.Runs) > 0 && s.ShoalCPU.Receiver.Median <= maxReceiveCPUPerGiB))
 	}
 	if r.L1 != nil {
 		writeL1(w, r.L1)

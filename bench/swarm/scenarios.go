@@ -20,12 +20,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shoal-cache/shoal/internal/cpucost"
 	"github.com/shoal-cache/shoal/routing"
 )
 
@@ -220,15 +222,20 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 	hosts := lab.Hosts[1:]
 	// The goodput one TCP stream gets from the shaped origin link: headers
 	// and tbf make it a little less than B, so S/B is a strict limit.
-	linkMBps, err := iperf(ctx, lab.Hosts[0], hosts[0], "-t", "3")
+	ir, err := iperf(ctx, lab.Hosts[0], hosts[0], "-t", "3")
+	linkMBps := ir.MBps
 	if err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("S4: link goodput not measured: %v", err))
 	}
 	limit := float64(s.Size) * 8 / float64(s.RateBits)
 	timeout := time.Duration(4*limit*float64(s.Nodes))*time.Second + time.Minute
 	res := &S4Result{Nodes: s.Nodes, Size: s.Size, RateBits: s.RateBits, Chunk: s.Chunk, P2P: p2p, LimitSec: limit, LinkMBps: linkMBps}
+	if err == nil {
+		res.LinkCPU = CPUCost{Sender: NewStat([]float64{cpucost.PerGiB(ir.SenderCPU, ir.Bytes)}),
+			Receiver: NewStat([]float64{cpucost.PerGiB(ir.ReceiverCPU, ir.Bytes)})}
+	}
 	chunks := float64((s.Size + s.Chunk - 1) / s.Chunk)
-	var slowest, slowestX, mean, directSlowest, originX, perChunk []float64
+	var slowest, slowestX, mean, directSlowest, originX, perChunk, cpuMean, cpuMax []float64
 	gwURLs := make([]string, len(hosts))
 	directURLs := make([]string, len(hosts))
 	for i := range hosts {
@@ -279,9 +286,22 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 		origin.Reset()
 		log.Info("shoal read", "run", run+1)
 		cpu0 := cpuTimes()
+		pids := make([]int, len(nodes))
+		for i, n := range nodes {
+			pids[i] = n.PID()
+		}
+		meter := cpucost.Start(pids...)
 		sr, startAt := readAll(ctx, env, hosts, gwURLs, timeout)
+		nodeCPU, cpuErr := meter.Stop()
 		r.Origin = origin.Counts()
 		r.CPUBusy = cpuTimes().busySince(cpu0)
+		if cpuErr != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("S4 run %d: node CPU not measured: %v", run+1, cpuErr))
+		} else {
+			var mean, busiest float64
+			r.NodeCPU, mean, busiest = clusterCPU(nodeCPU, s.Size)
+			cpuMean, cpuMax = append(cpuMean, mean), append(cpuMax, busiest)
+		}
 		if r.Origin.LastByte > 0 {
 			r.OriginDone = float64(r.Origin.LastByte-startAt) / 1e9
 		}
@@ -320,7 +340,23 @@ func RunS4(ctx context.Context, env Env, s Settings, rep *Report) (*S4Result, er
 	}
 	res.Slowest, res.SlowestX, res.Mean = NewStat(slowest), NewStat(slowestX), NewStat(mean)
 	res.Direct, res.OriginX, res.ReqPerChnk = NewStat(directSlowest), NewStat(originX), NewStat(perChunk)
+	res.NodeCPUMean, res.NodeCPUMax = NewStat(cpuMean), NewStat(cpuMax)
 	return res, nil
+}
+
+// clusterCPU turns the CPU time of each node during a read in which every
+// node's reader received size bytes into CPU-seconds per GiB: per node, for
+// the whole cluster (its total over N x size bytes) and for the busiest node.
+func clusterCPU(cpu []time.Duration, size int64) (perNode []float64, mean, busiest float64) {
+	if len(cpu) == 0 {
+		return nil, 0, 0
+	}
+	var total time.Duration
+	for _, c := range cpu {
+		perNode = append(perNode, cpucost.PerGiB(c, size))
+		total += c
+	}
+	return perNode, cpucost.PerGiB(total, int64(len(cpu))*size), slices.Max(perNode)
 }
 
 // cleanRun removes a run's directory, or with env.KeepLogs only the

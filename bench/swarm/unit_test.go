@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -191,6 +192,73 @@ func TestReportTableAndJSON(t *testing.T) {
 	data, _ := os.ReadFile(p)
 	if err := json.Unmarshal(data, &back); err != nil || back.S4.Slowest.Median != 13 || back.S3.OfTCP != 0.25 {
 		t.Fatalf("round trip: %v %+v", err, back)
+	}
+}
+
+func TestClusterCPU(t *testing.T) {
+	// Three nodes, each reader got 512 MiB: 1 s, 2 s and 0.5 s of CPU.
+	per, mean, busiest := clusterCPU([]time.Duration{time.Second, 2 * time.Second, 500 * time.Millisecond}, 512<<20)
+	if want := []float64{2, 4, 1}; !slices.Equal(per, want) {
+		t.Errorf("per node = %v CPU-s/GiB, want %v", per, want)
+	}
+	// 3.5 CPU-s over 1.5 GiB delivered.
+	if math.Abs(mean-3.5/1.5) > 1e-9 || busiest != 4 {
+		t.Errorf("mean %v (want %v), busiest %v (want 4)", mean, 3.5/1.5, busiest)
+	}
+	if per, mean, busiest := clusterCPU(nil, 1<<30); per != nil || mean != 0 || busiest != 0 {
+		t.Errorf("no nodes: %v %v %v", per, mean, busiest)
+	}
+}
+
+func TestReportCostRows(t *testing.T) {
+	r := NewReport("cmd")
+	r.S3 = &S3Result{Size: 1 << 30, Shoal: NewStat([]float64{300}), TCP: NewStat([]float64{2500}), KuboNote: "none",
+		ShoalCPU: CPUCost{Sender: NewStat([]float64{0.4, 0.45, 0.5}), Receiver: NewStat([]float64{3, 4, 5})},
+		TCPCPU:   CPUCost{Sender: NewStat([]float64{0.2}), Receiver: NewStat([]float64{0.35})},
+		KuboCPU:  &CPUCost{Sender: NewStat([]float64{6}), Receiver: NewStat([]float64{9})}}
+	r.S4 = &S4Result{Nodes: 8, Size: 256 << 20, RateBits: 200e6,
+		NodeCPUMean: NewStat([]float64{1.5, 1.9, 2.5}), NodeCPUMax: NewStat([]float64{3, 3.2, 4}),
+		LinkCPU: CPUCost{Sender: NewStat([]float64{0.3}), Receiver: NewStat([]float64{0.45})}}
+	lines := strings.Split(r.Table(), "\n")
+	row := func(figure string) string {
+		for _, l := range lines {
+			if strings.Contains(l, figure) {
+				return l
+			}
+		}
+		t.Fatalf("no row %q in:\n%s", figure, r.Table())
+		return ""
+	}
+	// The sender meets <= 0.5 (median 0.45), the receiver misses <= 1.5.
+	for figure, want := range map[string][]string{
+		"CPU: A sends":                           {"0.45 CPU-s/GiB [0.4..0.5]", "iperf3 0.2 CPU-s/GiB", "kubo 6 CPU-s/GiB", "<= 0.5", "yes"},
+		"CPU: B receives+verifies+stores+serves": {"4 CPU-s/GiB [3..5]", "iperf3 0.35", "kubo 9", "<= 1.5", "NO"},
+		"CPU per node (all roles), mean":         {"1.9 CPU-s/GiB [1.5..2.5]", "send 0.3 + receive 0.45", "<= 1.5 + 0.5", "yes"},
+		"CPU of the busiest node":                {"3.2 CPU-s/GiB [3..4]"},
+	} {
+		l := row(figure)
+		for _, w := range want {
+			if !strings.Contains(l, w) {
+				t.Errorf("row %q lacks %q", l, w)
+			}
+		}
+	}
+	p := filepath.Join(t.TempDir(), "swarm.json")
+	if err := r.WriteJSON(p); err != nil {
+		t.Fatal(err)
+	}
+	var back struct{ S3, S4 map[string]any }
+	data, _ := os.ReadFile(p)
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"shoal_cpu", "iperf3_cpu", "kubo_cpu"} {
+		if _, ok := back.S3[k].(map[string]any)["receiver_cpu_s_per_gib"]; !ok {
+			t.Errorf("s3.%s lacks receiver_cpu_s_per_gib: %s", k, data)
+		}
+	}
+	if m := back.S4["node_cpu_s_per_gib_mean"].(map[string]any); m["median"] != 1.9 {
+		t.Errorf("s4 node_cpu_s_per_gib_mean = %v", m)
 	}
 }
 

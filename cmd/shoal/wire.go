@@ -168,8 +168,8 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		return nil, fmt.Errorf("memory tier: %w", err)
 	}
 	disk, err := blockstore.OpenDisk(blockstore.DiskConfig{Dir: filepath.Join(c.DataDir, storeSubdir), BudgetBytes: int64(c.DiskCache),
-		ReserveBytes: int64(c.DiskReserve)},
-		blockstore.WithDiskLogger(log), blockstore.WithDiskRegisterer(reg))
+		ReserveBytes: int64(c.DiskReserve), ScrubRate: scrubRate(c.ScrubRate)},
+		append(diskOptions(c), blockstore.WithDiskLogger(log), blockstore.WithDiskRegisterer(reg))...)
 	if err != nil {
 		mem.Close()
 		return nil, fmt.Errorf("disk tier: %w", err)
@@ -321,6 +321,22 @@ func (a adminBackend) Prefetch(ctx context.Context, bucket, prefix string) (any,
 
 // spotCheckRate maps the option (0: never) to node.Config's (0: the
 // default, negative: never).
+// diskOptions are the SSD tier's collaborators chosen by flags.
+func diskOptions(c *config.Config) []blockstore.DiskOption {
+	if c.SSDDirectWrite {
+		return []blockstore.DiskOption{blockstore.WithFileCreator(blockstore.DirectFileCreator())}
+	}
+	return nil
+}
+
+// scrubRate maps the flag's 0 (no scrub) to the disk tier's "off".
+func scrubRate(r config.Size) int64 {
+	if r == 0 {
+		return -1
+	}
+	return int64(r)
+}
+
 func spotCheckRate(r float64) float64 {
 	if r == 0 {
 		return -1

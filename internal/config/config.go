@@ -46,12 +46,16 @@ type Config struct {
 	MemCache  Size `yaml:"mem-cache"`
 	DiskCache Size `yaml:"disk-cache"`
 	// DiskReserve: free space the SSD tier leaves on its filesystem.
-	DiskReserve Size          `yaml:"disk-reserve"`
-	ChunkSize   Size          `yaml:"chunk-size"`
-	Hash        string        `yaml:"hash"`
-	MetadataTTL time.Duration `yaml:"metadata-ttl"`
-	Immutable   []string      `yaml:"immutable"`
-	ListTTL     time.Duration `yaml:"list-ttl"`
+	DiskReserve Size `yaml:"disk-reserve"`
+	// ScrubRate: bytes per second the SSD tier's scrub re-verifies (0: off).
+	ScrubRate Size `yaml:"scrub-rate"`
+	// SSDDirectWrite: SSD-tier chunk files are written with O_DIRECT.
+	SSDDirectWrite bool          `yaml:"ssd-direct-write"`
+	ChunkSize      Size          `yaml:"chunk-size"`
+	Hash           string        `yaml:"hash"`
+	MetadataTTL    time.Duration `yaml:"metadata-ttl"`
+	Immutable      []string      `yaml:"immutable"`
+	ListTTL        time.Duration `yaml:"list-ttl"`
 	// ReadAhead: chunks fetched ahead of a reader; 0 keeps the node's
 	// default (4 alone, 16 in a cluster).
 	ReadAhead int `yaml:"read-ahead"`

@@ -182,6 +182,13 @@ func Options() []Option {
 		{Name: "disk-reserve", Arg: "SIZE", Default: "256MiB",
 			Help: "free space the SSD tier leaves on its filesystem; when the disk has less room than --disk-cache, the tier's budget shrinks to fit",
 			set:  size(func(c *Config) *Size { return &c.DiskReserve })},
+		{Name: "ssd-direct-write", Bool: true, Default: "false",
+			Help: "write SSD-tier chunk files with O_DIRECT (Linux): about 1 CPU-s per GiB less to store what arrives, but written chunks are not in the page cache (see docs/PERFORMANCE.md)",
+			set:  boolean(func(c *Config) *bool { return &c.SSDDirectWrite })},
+		// 4 MiB/s: under 1% of a core; see blockstore.DefaultScrubRate.
+		{Name: "scrub-rate", Arg: "SIZE", Default: "4MiB",
+			Help: "bytes per second the background scrub re-verifies against their CIDs on the SSD tier (every read checks a CRC-32C; 0: no scrub)",
+			set:  size(func(c *Config) *Size { return &c.ScrubRate })},
 		// 4 MiB: what Kraken and Dragonfly settled on; big enough that
 		// per-chunk overhead is small, small enough to stream and spread.
 		{Name: "chunk-size", Arg: "SIZE", Default: "4MiB",

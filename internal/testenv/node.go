@@ -337,6 +337,17 @@ func (n *Node) exitError() error {
 // Log returns the tail of the node's log.
 func (n *Node) Log() string { return n.log.String() }
 
+// PID is the process ID of the current node process (0 before start). With
+// NoFileLimit the shell execs the node, so the PID is the node's too.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Running reports whether the process is still alive.
 func (n *Node) Running() bool {
 	n.mu.Lock()

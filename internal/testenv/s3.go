@@ -203,6 +203,17 @@ func (s *S3) Start() {
 	s.serveProxy(ln)
 }
 
+// PID is the process ID of the running versitygw (0 when stopped): what
+// the benchmarks measure the origin's CPU cost on.
+func (s *S3) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Counts returns the requests seen at the proxy since start or the last
 // ResetCounts.
 func (s *S3) Counts() Counts {
