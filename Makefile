@@ -14,7 +14,7 @@ BENCHTIME   ?= 1s
 # The test run of CI: go test's own per-package timeout.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build versitygw test test-integration bench bench-swarm fuzz lint demo clean
+.PHONY: help build versitygw test test-integration bench bench-mount bench-swarm fuzz lint demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,11 @@ bench: build versitygw ## scenario benchmarks S1/S2 (BENCHMARKS.md) -> .bench/re
 	SHOAL_BENCH=1 SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test ./bench -run TestScenarios -count=1 -timeout 40m -v | tee .bench/scenarios.txt
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./blockstore/... ./gateway/... ./transfer/... | tee .bench/micro.txt
+
+bench-mount: build versitygw ## M1: the FUSE mount vs the gateway on one node, random 4 KiB reads, ls of 10,000 keys, a mount straight from the origin (needs FUSE) -> .bench/mount.json
+	@mkdir -p .bench
+	SHOAL_BENCH=1 SHOAL_BENCH_SCENARIOS=M1 SHOAL_BENCH_OUT=.bench/mount.json SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test ./bench -run TestScenarios -count=1 -timeout 30m -v | tee .bench/mount.txt
 
 bench-swarm: build versitygw ## S3/S4 swarm scenarios in network namespaces with tc-shaped links (needs root; SHOAL_SWARM_SCENARIOS=L1 for L1) -> .bench/swarm.json
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) SHOAL_BENCH_SWARM=1 \

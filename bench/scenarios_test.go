@@ -63,6 +63,9 @@ func TestScenarios(t *testing.T) {
 	if cfg.Has("S2") {
 		t.Run("S2", func(t *testing.T) { runS2(t, cfg, rp) })
 	}
+	if cfg.Has("M1") {
+		t.Run("M1", func(t *testing.T) { runM1(t, cfg, rp) })
+	}
 }
 
 // nodeOptions are the node settings every scenario uses: the origin is the

@@ -4,6 +4,7 @@
 //	shoal node [options]                  run a node
 //	shoal status                          print a running node's status
 //	shoal pin|unpin|prefetch s3://b/p     manage cached prefixes
+//	shoal mount DIR [--admin ADDR]        mount a running node's buckets (FUSE)
 //	shoal config [options]                print the effective configuration
 //	shoal swarm-key                       write a new cluster key to stdout
 //	shoal id [--data-dir DIR]             print the node's peer ID
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "node":
 		err = cmdNode(ctx, e, rest)
+	case "mount":
+		err = cmdMount(ctx, e, rest)
 	case "config":
 		err = cmdConfig(e, rest)
 	case "swarm-key":
@@ -103,6 +106,7 @@ func usage(w io.Writer) {
 
 Usage:
   shoal node [options]              run a node (see 'shoal node --help' for every option)
+  shoal mount DIR [--admin ADDR]    mount a running node's buckets read-only on DIR (FUSE; see 'shoal mount --help')
   shoal config [options]            print the effective configuration as YAML
   shoal swarm-key                   write a new cluster swarm key to stdout (once per cluster)
   shoal id [--data-dir DIR]         print the node's peer ID (creating its identity if needed)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"status", "extra"}, exitUsage, "no arguments"},
 		{[]string{"status", "--help"}, exitOK, "--admin"},
 		{[]string{"status", "--admin", "127.0.0.1:1"}, exitError, "admin"},
+		{[]string{"node", "--mount-bucket", "b"}, exitUsage, "need --mount"},
+		{[]string{"node", "--mount", "/x", "--mount-bucket", "a/b"}, exitUsage, "no slash"},
+		{[]string{"mount"}, exitUsage, "exactly one directory"},
+		{[]string{"mount", "--help"}, exitOK, "reads through the gateway"},
+		{[]string{"mount", "/nonexistent-shoal-mount-point"}, exitUsage, "does not exist"},
+		{[]string{"mount", "/proc"}, exitUsage, "already a mount point"},
+		{[]string{"mount", "--log-level", "loud", "/tmp"}, exitUsage, "log-level"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -58,5 +66,27 @@ func TestParseInterspersed(t *testing.T) {
 	code, out, _ := runArgs(t, map[string]string{"SHOAL_ADMIN": "127.0.0.1:1"}, "pin", "s3://bkt/p", "--help")
 	if code != exitOK || !strings.Contains(out, "--admin") {
 		t.Fatalf("flag after the argument was not parsed: %d %s", code, out)
+	}
+}
+
+func TestMountPointRefusedBeforeStarting(t *testing.T) {
+	full := t.TempDir()
+	writeTestFile(t, full+"/keep.txt")
+	code, _, errs := runArgs(t, nil, "node", "--origin", "file://"+t.TempDir(), "--data-dir", t.TempDir(),
+		"--gateway-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--mount", full)
+	if code != exitUsage || !strings.Contains(errs, "is not empty") || !strings.Contains(errs, "keep.txt") {
+		t.Fatalf("node --mount on a non-empty directory: exit %d, stderr %s", code, errs)
+	}
+	// shoal mount with no node behind --admin: an error naming the cause.
+	code, _, errs = runArgs(t, nil, "mount", t.TempDir(), "--admin", "127.0.0.1:1")
+	if code != exitError || !strings.Contains(errs, "gateway") {
+		t.Fatalf("shoal mount without a node: exit %d, stderr %s", code, errs)
+	}
+}
+
+func writeTestFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

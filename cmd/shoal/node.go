@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shoal-cache/shoal/fusefs"
 	"github.com/shoal-cache/shoal/internal/admin"
 	"github.com/shoal-cache/shoal/internal/config"
 	"github.com/shoal-cache/shoal/internal/httpserve"
@@ -146,6 +147,13 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 	if err := checkListeners(c, anonymous); err != nil {
 		return err
 	}
+	if c.Mount != "" {
+		// Before anything starts: a mount point that cannot be used is
+		// a configuration error.
+		if err := fusefs.CheckMountpoint(c.Mount); err != nil {
+			return fmt.Errorf("%w: --mount: %w", errUsage, err)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,6 +180,9 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 		return err
 	}
 	gwSrv, adSrv, adm := srv.gateway, srv.admin, srv.api
+	if ab, ok := p.admin.(adminBackend); ok && ab.info != nil {
+		ab.info.GatewayAddr, ab.info.Anonymous = gwLn.Addr().String(), anonymous
+	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

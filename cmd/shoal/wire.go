@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-cache/shoal/blockstore"
 	"github.com/shoal-cache/shoal/catalog"
+	"github.com/shoal-cache/shoal/fusefs"
 	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/admin"
 	"github.com/shoal-cache/shoal/internal/config"
@@ -241,6 +243,14 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 		runners = append(runners, rs...)
 	}
 
+	if c.Mount != "" {
+		m, err := newMount(c, n, log)
+		if err != nil {
+			return nil, err
+		}
+		runners = append(runners, runner{"mount", func(ctx context.Context) error { return m.Run(ctx, nil) }})
+	}
+
 	gw, err := gateway.New(gateway.Config{
 		Region:         c.GatewayRegion,
 		Domains:        c.GatewayDomains(),
@@ -254,7 +264,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 
 	return &parts{
 		gateway: gw,
-		admin:   adminBackend{n: n, cluster: cl, origin: org, disk: disk},
+		admin:   adminBackend{n: n, cluster: cl, origin: org, disk: disk, info: &nodeInfo{MetadataTTL: c.MetadataTTL.String(), ListTTL: c.ListTTL.String(), OriginWait: c.OriginWait.String(), Immutable: c.Immutable, Region: c.GatewayRegion, Mount: c.Mount}},
 		runners: runners,
 		cluster: cl,
 		close:   closeAll,
@@ -267,6 +277,51 @@ type adminBackend struct {
 	cluster *cluster // nil in single-node mode
 	origin  *origin.Health
 	disk    *blockstore.Disk
+	info    *nodeInfo // filled in once the listeners are bound
+}
+
+// nodeInfo is what /v1/status tells a client about the node's API: where
+// its gateway listens and how long metadata is trusted (`shoal mount`
+// reads through the gateway and follows the node's metadata TTL).
+type nodeInfo struct {
+	GatewayAddr string
+	Anonymous   bool
+	Region      string
+	MetadataTTL string
+	ListTTL     string
+	OriginWait  string
+	Immutable   []string `json:",omitempty"`
+	Mount       string   `json:",omitempty"` // the node's own --mount
+}
+
+// newMount builds the node's FUSE mount (--mount): the node is its
+// backend, the kernel's timeouts follow the node's metadata settings.
+func newMount(c *config.Config, n *node.Node, log *slog.Logger) (*fusefs.FS, error) {
+	m, err := fusefs.New(mountConfig(c.Mount, c.MountBucket, c.MountAllowOther, c.MetadataTTL, c.Immutable, c.ListTTL, c.OriginWait),
+		n, fusefs.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	return m, nil
+}
+
+// mountConfig maps the node's settings to the mount's. A lookup or
+// listing page waits at least as long as the node's own --origin-wait.
+func mountConfig(dir, bucket string, allowOther bool, metaTTL time.Duration, immutable []string, listTTL, originWait time.Duration) fusefs.Config {
+	cfg := fusefs.Config{Dir: dir, Bucket: bucket, AllowOther: allowOther, MetadataTTL: metaTTL,
+		Immutable: immutable, NegativeTTL: listTTL}
+	// A zero TTL at the node (revalidate every time) is the kernel's
+	// shortest, not the mount's default.
+	if metaTTL == 0 {
+		cfg.MetadataTTL = time.Nanosecond
+	}
+	if listTTL == 0 {
+		cfg.NegativeTTL = time.Nanosecond
+	}
+	if t := originWait + 5*time.Second; t > fusefs.DefaultOpTimeout {
+		cfg.OpTimeout = t
+	}
+	return cfg
 }
 
 // Checks is /readyz's detail: the origin's health (not critical: a node
@@ -292,6 +347,7 @@ func diskCheck(s blockstore.Space) admin.Check {
 type status struct {
 	node.Status
 	DiskSpace blockstore.Space
+	Node      *nodeInfo  `json:",omitempty"`
 	P2P       *p2pStatus `json:",omitempty"`
 }
 
@@ -300,7 +356,7 @@ func (a adminBackend) Status(ctx context.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := status{Status: st, DiskSpace: a.disk.Space()}
+	out := status{Status: st, DiskSpace: a.disk.Space(), Node: a.info}
 	if a.cluster != nil {
 		out.P2P = a.cluster.status()
 	}
@@ -319,8 +375,6 @@ func (a adminBackend) Prefetch(ctx context.Context, bucket, prefix string) (any,
 	return a.n.Prefetch(ctx, bucket, prefix)
 }
 
-// spotCheckRate maps the option (0: never) to node.Config's (0: the
-// default, negative: never).
 // diskOptions are the SSD tier's collaborators chosen by flags.
 func diskOptions(c *config.Config) []blockstore.DiskOption {
 	if c.SSDDirectWrite {
@@ -337,6 +391,8 @@ func scrubRate(r config.Size) int64 {
 	return int64(r)
 }
 
+// spotCheckRate maps the option (0: never) to node.Config's (0: the
+// default, negative: never).
 func spotCheckRate(r float64) float64 {
 	if r == 0 {
 		return -1

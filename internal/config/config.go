@@ -101,6 +101,13 @@ type Config struct {
 	HTTPBodyTimeout time.Duration `yaml:"http-body-timeout"`
 	Pprof           bool          `yaml:"pprof"`
 
+	// Mount, when set, is a directory where the node also serves its
+	// buckets as read-only files (FUSE); MountBucket puts one bucket at its
+	// root; MountAllowOther lets other users read it.
+	Mount           string `yaml:"mount"`
+	MountBucket     string `yaml:"mount-bucket"`
+	MountAllowOther bool   `yaml:"mount-allow-other"`
+
 	LogLevel  string `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
 }
@@ -238,6 +245,12 @@ func (c *Config) Validate() error {
 		if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "s3://") {
 			bad("immutable", "%q: want bucket or bucket/prefix", p)
 		}
+	}
+	if c.Mount == "" && (c.MountBucket != "" || c.MountAllowOther) {
+		bad("mount", "--mount-bucket and --mount-allow-other need --mount DIR")
+	}
+	if strings.Contains(c.MountBucket, "/") {
+		bad("mount-bucket", "%q: want a bucket name, no slash", c.MountBucket)
 	}
 	errs = append(errs, c.validateP2P()...)
 	errs = append(errs, c.validateHTTP()...)
