@@ -4,6 +4,7 @@ GO          ?= go
 BIN         := bin
 SHOAL       := $(BIN)/shoal
 VERSITYGW   := $(BIN)/versitygw
+HELM        := $(BIN)/helm
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 # staticcheck is run through `go run` at a pinned version (nothing to install).
@@ -14,7 +15,7 @@ BENCHTIME   ?= 1s
 # The test run of CI: go test's own per-package timeout.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build versitygw test test-integration bench bench-mount bench-swarm fuzz lint demo clean
+.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-swarm fuzz lint demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,9 +28,20 @@ versitygw: $(VERSITYGW) ## build bin/versitygw (the S3 server the tests run), pi
 $(VERSITYGW): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(VERSITYGW) github.com/versity/versitygw/cmd/versitygw
 
-test: build versitygw ## run every test with -race, end-to-end tests included (what CI runs)
+test: build versitygw ## run every test with -race, end-to-end tests included, and the deployment tests (what CI runs)
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) test-deploy
+
+# The deploy module renders the chart with Helm's library and decodes it with
+# the Kubernetes API types: single-goroutine tests, run without -race (which
+# would double the build of those large modules for nothing).
+test-deploy: build $(HELM) ## Helm chart (render, strict decode, helm lint/template, args accepted by bin/shoal), manifests, dashboard/rules copies, Dockerfile
+	cd deploy && SHOAL_BIN=$(CURDIR)/$(SHOAL) HELM=$(CURDIR)/$(HELM) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# helm, built from the deploy module at the version its go.mod pins.
+$(HELM): deploy/go.mod deploy/go.sum
+	cd deploy && $(GO) build -o ../$(HELM) helm.sh/helm/v4/cmd/helm
 
 test-integration: build versitygw ## run only the end-to-end tests (real processes) in ./integration
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \

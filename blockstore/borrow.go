@@ -36,7 +36,7 @@ func (t *Tiered) Borrow(ctx context.Context, c cid.Cid) (data []byte, release fu
 		return nil, noRelease, err
 	}
 	t.noteDiskRead(c, len(data))
-	t.count(&t.hits, t.metrics.hit)
+	t.hit(len(data))
 	return data, func() { t.bufs.put(data) }, nil
 }
 
@@ -44,7 +44,7 @@ func (t *Tiered) Borrow(ctx context.Context, c cid.Cid) (data []byte, release fu
 // reports a hit, err a memory tier failure other than a miss.
 func (t *Tiered) cached(ctx context.Context, c cid.Cid) (data []byte, ok bool, err error) {
 	if data, err := t.mem.Get(ctx, c); err == nil {
-		t.count(&t.hits, t.metrics.hit)
+		t.hit(len(data))
 		return data, true, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
@@ -53,7 +53,7 @@ func (t *Tiered) cached(ctx context.Context, c cid.Cid) (data []byte, ok bool, e
 	w := t.pending[c]
 	t.mu.Unlock()
 	if w != nil {
-		t.count(&t.hits, t.metrics.hit)
+		t.hit(len(w.data))
 		return w.data, true, nil
 	}
 	return nil, false, nil

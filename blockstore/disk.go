@@ -234,7 +234,7 @@ func OpenDisk(cfg DiskConfig, opts ...DiskOption) (*Disk, error) {
 	if o.create == nil {
 		o.create = OSFileCreator()
 	}
-	m, err := newTierMetrics(o.reg, tierDisk)
+	m, err := newTierMetrics(o.reg, tierDisk, cfg.BudgetBytes)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: disk metrics: %w", err)
 	}
@@ -529,7 +529,7 @@ func (d *Disk) getInto(ctx context.Context, c cid.Cid, alloc func(n int) []byte,
 	d.mu.Lock()
 	d.hits++
 	d.mu.Unlock()
-	d.metrics.hit()
+	d.metrics.hit(len(data))
 	return data, nil
 }
 
@@ -592,6 +592,8 @@ func (d *Disk) removeCopy(c cid.Cid, i int32, gen uint32, corrupt bool, cause er
 	}
 	if corrupt {
 		d.metrics.corrupted()
+	} else {
+		d.metrics.missing()
 	}
 	d.metrics.setBytes(used)
 	if hook != nil {
@@ -883,6 +885,7 @@ func (d *Disk) Delete(ctx context.Context, c cid.Cid) error {
 			return fmt.Errorf("blockstore: disk delete %s: %w", c, err)
 		}
 		d.metrics.setBytes(d.bytes)
+		d.metrics.deleted()
 	}
 	if pinned {
 		d.pendingDeletes = append(d.pendingDeletes, pinKey(c))

@@ -149,7 +149,7 @@ func NewMemory(cfg MemoryConfig, opts ...MemoryOption) (*Memory, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newTierMetrics(o.reg, tierMemory)
+	m, err := newTierMetrics(o.reg, tierMemory, cfg.BudgetBytes)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: memory metrics: %w", err)
 	}
@@ -183,7 +183,7 @@ func (m *Memory) Get(_ context.Context, c cid.Cid) ([]byte, error) {
 	m.hits++
 	data := e.data
 	m.mu.Unlock()
-	m.metrics.hit()
+	m.metrics.hit(len(data))
 	return data, nil
 }
 
@@ -342,13 +342,17 @@ func (m *Memory) Delete(_ context.Context, c cid.Cid) error {
 		return fmt.Errorf("blockstore: memory delete: %w", ErrClosed)
 	}
 	delete(m.pins, c)
-	if e, ok := m.entries[c]; ok {
+	e, held := m.entries[c]
+	if held {
 		m.unlinkLocked(e)
 		m.dropLocked(e)
 	}
 	used := m.bytes
 	m.mu.Unlock()
 	m.metrics.setBytes(used)
+	if held {
+		m.metrics.deleted()
+	}
 	return nil
 }
 

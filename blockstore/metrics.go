@@ -17,13 +17,25 @@ const (
 // Registerer injected) records nothing.
 type tierMetrics struct {
 	hits, misses, evictions, corrupt, dropped prometheus.Counter
-	bytes                                     prometheus.Gauge
+	readBytes                                 prometheus.Counter
+	bytes, budget                             prometheus.Gauge
+	// removals by reason (memory and disk tiers only; nil for tiered)
+	removedBudget, removedCorrupt, removedMissing, removedDeleted prometheus.Counter
 }
+
+// Reasons a block leaves a tier, the "reason" label of removals_total.
+const (
+	reasonBudget  = "budget"  // evicted to stay within the byte budget
+	reasonCorrupt = "corrupt" // failed verification or could not be read
+	reasonMissing = "missing" // its file was gone (removed behind the store's back)
+	reasonDeleted = "deleted" // deleted on request (a version proven false)
+)
 
 // newTierMetrics registers (or reuses, when another tier already registered
 // them on the same Registerer) the blockstore metric families and returns the
-// series for tier. reg == nil disables metrics.
-func newTierMetrics(reg prometheus.Registerer, tier string) (*tierMetrics, error) {
+// series for tier, whose byte budget is budget (0: none, the tiered store's
+// own series). reg == nil disables metrics.
+func newTierMetrics(reg prometheus.Registerer, tier string, budget int64) (*tierMetrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -35,6 +47,17 @@ func newTierMetrics(reg prometheus.Registerer, tier string) (*tierMetrics, error
 		return nil, err
 	}
 	m := &tierMetrics{bytes: gauge.WithLabelValues(tier)}
+	if budget > 0 {
+		b, err := registerOrReuse(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "shoal", Subsystem: "blockstore", Name: "budget_bytes",
+			Help: "Configured byte budget, by tier (memory, disk).",
+		}, []string{"tier"}))
+		if err != nil {
+			return nil, err
+		}
+		m.budget = b.WithLabelValues(tier)
+		m.budget.Set(float64(budget))
+	}
 	for _, c := range []struct {
 		dst        *prometheus.Counter
 		name, help string
@@ -44,6 +67,7 @@ func newTierMetrics(reg prometheus.Registerer, tier string) (*tierMetrics, error
 		{&m.evictions, "evictions_total", "Blocks evicted to stay within the byte budget, by tier."},
 		{&m.corrupt, "corrupt_total", "Blocks dropped because they failed verification, by tier."},
 		{&m.dropped, "dropped_writes_total", "Disk writes dropped, by tier: tiered when its write queue was full, disk when the write failed or the filesystem had no room."},
+		{&m.readBytes, "read_bytes_total", "Payload bytes of the block reads served, by tier (tiered: all reads of the node's store, the disk write queue included)."},
 	} {
 		v, err := registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "shoal", Subsystem: "blockstore", Name: c.name, Help: c.help,
@@ -52,6 +76,19 @@ func newTierMetrics(reg prometheus.Registerer, tier string) (*tierMetrics, error
 			return nil, err
 		}
 		*c.dst = v.WithLabelValues(tier)
+	}
+	if tier != tierTiered {
+		rv, err := registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "shoal", Subsystem: "blockstore", Name: "removals_total",
+			Help: "Blocks that left a tier, by tier and reason: budget (eviction), corrupt, missing (file gone), deleted (on request).",
+		}, []string{"tier", "reason"}))
+		if err != nil {
+			return nil, err
+		}
+		m.removedBudget = rv.WithLabelValues(tier, reasonBudget)
+		m.removedCorrupt = rv.WithLabelValues(tier, reasonCorrupt)
+		m.removedMissing = rv.WithLabelValues(tier, reasonMissing)
+		m.removedDeleted = rv.WithLabelValues(tier, reasonDeleted)
 	}
 	return m, nil
 }
@@ -73,9 +110,11 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) (C,
 	return c, nil
 }
 
-func (m *tierMetrics) hit() {
+// hit counts one block read served of n bytes.
+func (m *tierMetrics) hit(n int) {
 	if m != nil {
 		m.hits.Inc()
+		m.readBytes.Add(float64(n))
 	}
 }
 
@@ -88,12 +127,34 @@ func (m *tierMetrics) miss() {
 func (m *tierMetrics) evicted(n int) {
 	if m != nil && n > 0 {
 		m.evictions.Add(float64(n))
+		removed(m.removedBudget, n)
 	}
 }
 
 func (m *tierMetrics) corrupted() {
 	if m != nil {
 		m.corrupt.Inc()
+		removed(m.removedCorrupt, 1)
+	}
+}
+
+// missing counts a block dropped because its file was gone.
+func (m *tierMetrics) missing() {
+	if m != nil {
+		removed(m.removedMissing, 1)
+	}
+}
+
+// deleted counts a block deleted on request.
+func (m *tierMetrics) deleted() {
+	if m != nil {
+		removed(m.removedDeleted, 1)
+	}
+}
+
+func removed(c prometheus.Counter, n int) {
+	if c != nil {
+		c.Add(float64(n))
 	}
 }
 

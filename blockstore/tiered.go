@@ -131,7 +131,7 @@ func NewTiered(mem *Memory, disk *Disk, cfg TieredConfig, opts ...TieredOption) 
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newTierMetrics(o.reg, tierTiered)
+	m, err := newTierMetrics(o.reg, tierTiered, 0)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: tiered metrics: %w", err)
 	}
@@ -218,7 +218,7 @@ func (t *Tiered) readDisk(ctx context.Context, c cid.Cid, promote bool) ([]byte,
 		}
 		return nil, r.err
 	}
-	t.count(&t.hits, t.metrics.hit)
+	t.hit(len(r.data))
 	return r.data, nil
 }
 
@@ -234,6 +234,14 @@ func (t *Tiered) count(n *int64, metric func()) {
 	*n++
 	t.mu.Unlock()
 	metric()
+}
+
+// hit counts a read served of n bytes.
+func (t *Tiered) hit(n int) {
+	t.mu.Lock()
+	t.hits++
+	t.mu.Unlock()
+	t.metrics.hit(n)
 }
 
 func (t *Tiered) maxMemPinned() int64 {

@@ -35,6 +35,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
 		}, []string{"operation"}),
 	}
+	// The read path's series exist from the start at zero, so that
+	// rate() sees the first requests (a series born at its first
+	// increment hides that increment).
+	for _, op := range []operation{opGetObject, opHeadObject} {
+		for _, class := range []string{"2xx", "3xx", "4xx", "5xx"} {
+			m.requests.WithLabelValues(string(op), class)
+		}
+		m.bytesOut.WithLabelValues(string(op))
+		m.latency.WithLabelValues(string(op))
+	}
 	if reg == nil {
 		return m, nil
 	}

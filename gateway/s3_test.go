@@ -607,6 +607,13 @@ func TestStreamingAbortsOnBackendFailure(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	e := newEnv(t, false, false)
+	// The read path's series are there at zero before any request.
+	if v := metricValue(t, e, "shoal_gateway_response_bytes_total", "GetObject", ""); v != 0 || !hasSeries(t, e, "shoal_gateway_response_bytes_total", "GetObject") {
+		t.Errorf("before any request: GetObject bytes series %v, want a zero series", v)
+	}
+	if !hasSeries(t, e, "shoal_gateway_requests_total", "HeadObject") {
+		t.Error("before any request: no HeadObject requests series")
+	}
 	e.be.put(testBucket, "m", []byte("12345"), nil)
 	e.do(t, "GET", "/"+testBucket+"/m", nil, nil)
 	e.do(t, "GET", "/"+testBucket+"/missing", nil, nil)
@@ -622,6 +629,28 @@ func TestMetrics(t *testing.T) {
 	if v := metricValue(t, e, "shoal_gateway_request_duration_seconds", "GetObject", ""); v != 2 {
 		t.Errorf("latency observations = %v", v)
 	}
+}
+
+// hasSeries reports whether family name has a series for operation op.
+func hasSeries(t *testing.T, e *testEnv, name, op string) bool {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "operation" && l.GetValue() == op {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // metricValue returns a counter's value or a histogram's sample count for

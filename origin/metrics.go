@@ -31,6 +31,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		m.requests = register(reg, m.requests)
+		// The read path's outcomes exist from the start at zero, so that
+		// rate() and the error-ratio alert see the first of each.
+		for _, op := range []string{"head", "get"} {
+			for _, res := range []string{"ok", "not_found", "unavailable", "error"} {
+				m.requests.WithLabelValues(op, res)
+			}
+		}
 		m.readBytes = register(reg, m.readBytes)
 		m.inflight = register(reg, m.inflight)
 	}

@@ -247,6 +247,10 @@ func TestS3Metrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v (all: %v)", name, vals[name], want, vals)
 		}
 	}
+	// Outcomes not seen yet exist at zero (the error-ratio alert needs them).
+	if v, ok := vals["shoal_origin_requests_total,op=get,result=unavailable"]; !ok || v != 0 {
+		t.Errorf("get/unavailable series: %v, present %v; want a zero series", v, ok)
+	}
 }
 
 func TestS3PutUnknownSizeMultipart(t *testing.T) {

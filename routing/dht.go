@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ProtocolPrefix keeps Shoal's DHT apart from the public IPFS DHT
@@ -148,6 +149,7 @@ type Router struct {
 	prov      *provider.SweepingProvider
 	validator *ManifestValidator
 	log       *slog.Logger
+	metrics   *routerMetrics // nil: no metrics
 }
 
 // Option injects collaborators into NewDHT.
@@ -155,10 +157,17 @@ type Option func(*routerOptions)
 
 type routerOptions struct {
 	log *slog.Logger
+	reg prometheus.Registerer
 }
 
 // WithLogger sets the router's logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *routerOptions) { o.log = l } }
+
+// WithRegisterer registers the router's metrics (lookup latency, the
+// provider's announcements) with reg. Without it there are none.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *routerOptions) { o.reg = reg }
+}
 
 // NewDHT starts a private kad-dht server on h (protocol prefix "/shoal", no
 // public bootstrap peers, "shoal-obj" records only) and a sweeping provider
@@ -222,7 +231,13 @@ func NewDHT(ctx context.Context, h host.Host, cfg Config, opts ...Option) (*Rout
 		d.Close()
 		return nil, fmt.Errorf("routing: new provider: %w", err)
 	}
-	return &Router{host: h, dht: d, prov: prov, validator: validator, log: o.log.With("component", "routing")}, nil
+	m, err := newRouterMetrics(o.reg, prov)
+	if err != nil {
+		prov.Close()
+		d.Close()
+		return nil, err
+	}
+	return &Router{host: h, dht: d, prov: prov, validator: validator, log: o.log.With("component", "routing"), metrics: m}, nil
 }
 
 // Host returns the libp2p host the router runs on.
@@ -288,20 +303,18 @@ func translateProvErr(err error) error {
 // has limit providers, the lookup ends, or findSettle after the first
 // provider; when ctx ends it returns the providers found so far (an error
 // only if there are none). No providers is an empty slice and no error.
-func (r *Router) FindProviders(ctx context.Context, c cid.Cid, limit int) ([]peer.AddrInfo, error) {
+func (r *Router) FindProviders(ctx context.Context, c cid.Cid, limit int) (out []peer.AddrInfo, err error) {
 	if !c.Defined() {
 		return nil, fmt.Errorf("routing: find providers: undefined cid")
 	}
+	defer func(start time.Time) { r.metrics.observe(opFindProviders, start, len(out) > 0, err) }(time.Now())
 	if limit <= 0 {
 		limit = DefaultFindLimit
 	}
 	r.awaitTable(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		out    []peer.AddrInfo
-		settle <-chan time.Time
-	)
+	var settle <-chan time.Time
 	// Ask for one more: this node may be among the providers.
 	found := r.dht.FindProvidersAsync(ctx, c, limit+1)
 collect:
@@ -337,7 +350,7 @@ collect:
 
 // PutManifestRecord signs rec with this host's key (it becomes the
 // publisher) and publishes it under its DHT key.
-func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) error {
+func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) (err error) {
 	key := r.host.Peerstore().PrivKey(r.host.ID())
 	if key == nil {
 		return fmt.Errorf("routing: put manifest record: no private key for %s", r.host.ID())
@@ -349,7 +362,10 @@ func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) erro
 	if err != nil {
 		return err
 	}
-	if err := r.dht.PutValue(ctx, rec.DHTKey(), val); err != nil {
+	start := time.Now()
+	err = r.dht.PutValue(ctx, rec.DHTKey(), val)
+	r.metrics.observe(opPutManifest, start, err == nil, err)
+	if err != nil {
 		return fmt.Errorf("routing: put manifest record: %w", err)
 	}
 	return nil
@@ -362,7 +378,8 @@ func (r *Router) PutManifestRecord(ctx context.Context, rec ManifestRecord) erro
 // most one are false; the caller settles it against the origin). It
 // returns ErrNotFound if there is none. When ctx ends after a record was
 // found it returns what it has.
-func (r *Router) GetManifestRecords(ctx context.Context, bucket, key, etag string, chunkSize int64, hash string) ([]ManifestRecord, error) {
+func (r *Router) GetManifestRecords(ctx context.Context, bucket, key, etag string, chunkSize int64, hash string) (out []ManifestRecord, err error) {
+	defer func(start time.Time) { r.metrics.observe(opGetManifest, start, len(out) > 0, err) }(time.Now())
 	r.awaitTable(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -388,7 +405,7 @@ func (r *Router) GetManifestRecords(ctx context.Context, bucket, key, etag strin
 	if rec.Bucket != bucket || rec.Key != key || rec.ETag != etag {
 		return nil, fmt.Errorf("%w: record for another object", ErrBadRecord)
 	}
-	out := []ManifestRecord{rec}
+	out = []ManifestRecord{rec}
 	for _, c := range r.validator.Conflicts(dkey) {
 		if !c.SameClaim(rec) {
 			out = append(out, c)

@@ -76,6 +76,19 @@ func checkListeners(c *config.Config, anonymous bool) error {
 	return nil
 }
 
+// registry is where a node's metrics are registered and what /metrics
+// gathers (docs/METRICS.md lists every series).
+type registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// registerRuntime registers the Go runtime's and the process's collectors
+// (go_*, process_*).
+func registerRuntime(reg prometheus.Registerer) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
 // httpServers are a node's two HTTP servers and the admin API.
 type httpServers struct {
 	gateway, admin *httpserve.Server
@@ -85,7 +98,7 @@ type httpServers struct {
 
 // newHTTPServers builds the gateway and admin servers over their bound
 // listeners; on error it closes both listeners.
-func newHTTPServers(c *config.Config, p *parts, gwLn, adLn net.Listener, log *slog.Logger, reg *prometheus.Registry) (_ *httpServers, err error) {
+func newHTTPServers(c *config.Config, p *parts, gwLn, adLn net.Listener, log *slog.Logger, reg registry) (_ *httpServers, err error) {
 	defer func() {
 		if err != nil {
 			gwLn.Close()
@@ -156,7 +169,7 @@ func cmdNode(ctx context.Context, e env, args []string) (err error) {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerRuntime(reg)
 
 	p, err := build(ctx, c, creds, log, reg)
 	if err != nil {

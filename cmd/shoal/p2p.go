@@ -71,7 +71,7 @@ func newCluster(ctx context.Context, c *config.Config, log *slog.Logger, reg pro
 		// A region's reprovide may run late by this much; interval + delay
 		// must stay within the validity or records lapse.
 		MaxReprovideDelay: min(routing.DefaultMaxReprovideDelay, c.ProvideValidity-c.ReprovideInterval),
-	}, routing.WithLogger(log))
+	}, routing.WithLogger(log), routing.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("p2p dht: %w", err)
 	}
