@@ -22,6 +22,18 @@ type Backend interface {
 	ListBuckets(ctx context.Context) ([]gateway.Bucket, error)
 }
 
+// Lender is a Backend that can lend the bytes of a range instead of
+// copying them into the mount's buffer: *node.Node is one (its store's
+// buffers go to the kernel as they are, one copy less per read than
+// GetObject). ReadShared returns up to length bytes at off, never past the
+// end of a chunk (a range that crosses one takes a call per chunk), and
+// release (never nil) once the bytes are written; ahead > 0 marks a
+// sequential reader, whose next chunks are fetched in the background. A
+// Backend that is not a Lender (Remote) is read through GetObject.
+type Lender interface {
+	ReadShared(ctx context.Context, info gateway.ObjectInfo, off, length int64, ahead int) ([]byte, func(), error)
+}
+
 // errno maps a backend error to what a file system call returns, and
 // whether it is a failure worth a log line (a missing key is an answer,
 // not a failure).

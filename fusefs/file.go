@@ -177,6 +177,11 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		h.run = n
 	}
 	h.next = off + n
+	if l := h.f.m.lend; l != nil {
+		seq := h.run >= h.f.m.cfg.SequentialAfter
+		h.mu.Unlock()
+		return h.readLent(ctx, l, buf, off, seq)
+	}
 	if h.stream == nil && h.run >= h.f.m.cfg.SequentialAfter && off+n < size {
 		rc, err := h.f.m.b.GetObject(h.ctx, h.info, off, size-off)
 		if err != nil {
@@ -203,6 +208,53 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	}
 	return fuse.ReadResultData(buf), 0
 }
+
+// readLent serves buf's range with bytes the backend lends: one chunk's
+// slice goes to the kernel as it is (released once written); a range
+// across chunks is copied into buf. Reads of one handle run in parallel
+// (the kernel's read-ahead sends several); a sequential handle asks the
+// backend to fetch the chunks after it.
+func (h *handle) readLent(ctx context.Context, l Lender, buf []byte, off int64, seq bool) (fuse.ReadResult, syscall.Errno) {
+	ahead := 0
+	if seq {
+		ahead = lendAhead
+	}
+	n := int64(len(buf))
+	data, release, err := l.ReadShared(ctx, h.info, off, n, ahead)
+	if err != nil {
+		return nil, h.f.m.fail("read", h.info.Bucket, h.info.Key, err)
+	}
+	if int64(len(data)) == n {
+		return &lent{data: data, release: release}, 0
+	}
+	k := int64(copy(buf, data))
+	release()
+	for k < n {
+		data, release, err = l.ReadShared(ctx, h.info, off+k, n-k, ahead)
+		if err != nil {
+			return nil, h.f.m.fail("read", h.info.Bucket, h.info.Key, err)
+		}
+		k += int64(copy(buf[k:], data))
+		release()
+	}
+	return fuse.ReadResultData(buf), 0
+}
+
+// lendAhead: the chunks a sequential handle asks to be fetched after the
+// one it reads (the backend bounds it by its own read-ahead).
+const lendAhead = 16
+
+// lent is a read reply in a lent buffer, given back once the kernel has
+// it (go-fuse calls Done after the reply is written, or dropped).
+type lent struct {
+	data    []byte
+	release func()
+	once    sync.Once
+}
+
+func (r *lent) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *lent) Size() int                          { return len(r.data) }
+func (r *lent) Done()                              { r.once.Do(r.release) }
 
 // readStreamLocked reads buf at off from the stream, skipping to off; on
 // an error it closes the stream.

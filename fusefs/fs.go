@@ -21,6 +21,7 @@ import (
 type FS struct {
 	cfg     Config
 	b       Backend
+	lend    Lender // b, when it lends (nil: reads copy through GetObject)
 	log     *slog.Logger
 	started time.Time // directories' mtime
 	uid     uint32    // owner shown for every file: the mounting user
@@ -43,6 +44,7 @@ func New(cfg Config, b Backend, opts ...Option) (*FS, error) {
 	cfg.setDefaults()
 	m := &FS{cfg: cfg, b: b, log: slog.New(slog.DiscardHandler), started: time.Now(),
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	m.lend, _ = b.(Lender)
 	for _, o := range opts {
 		o(m)
 	}
