@@ -15,7 +15,7 @@ BENCHTIME   ?= 1s
 # The test run of CI: go test's own per-package timeout.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-swarm fuzz lint demo clean
+.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-swarm bench-warm fuzz lint demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,10 @@ bench-swarm: build versitygw ## S3/S4 swarm scenarios in network namespaces with
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) SHOAL_BENCH_SWARM=1 \
 		$(GO) test ./bench/swarm -run TestSwarmScenarios -count=1 -timeout 60m -v
 
+bench-warm: build versitygw ## warm-up figures: 2 GiB over 4 nodes vs one node alone, origin amplification, replica repair after a kill -> .bench/warm.json
+	SHOAL_BENCH_WARM=1 SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test ./integration -run TestWarmFigures -count=1 -timeout 30m -v
+
 fuzz: ## run every fuzz target for FUZZTIME (default 20s) each
 	@set -e; for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
@@ -78,7 +82,7 @@ lint: ## gofmt, go vet, staticcheck (if it builds here)
 		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...; \
 	else echo "staticcheck $(STATICCHECK_VERSION) does not build here: skipped"; fi
 
-demo: build ## start a demo node over sample data in .demo/ (DEMO_ONESHOT=1: run the examples and exit)
+demo: build ## start a 3-node cluster on loopback over sample data in .demo/ (DEMO_ONESHOT=1: run the examples and exit)
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) ./scripts/demo.sh
 
 clean: ## remove build outputs, demo data and bench results

@@ -19,7 +19,13 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-require github.com/minio/crc64nvme v1.1.1 // indirect
+require (
+	github.com/minio/crc64nvme v1.1.1 // indirect
+	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
+	github.com/rivo/uniseg v0.4.7 // indirect
+	github.com/schollz/progressbar/v3 v3.19.1 // indirect
+	golang.org/x/term v0.46.0 // indirect
+)
 
 require (
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect

@@ -200,6 +200,9 @@ type Pin struct {
 	Bucket  string    `json:"b"`
 	Prefix  string    `json:"p"`
 	Created time.Time `json:"t"`
+	// Replicas is the cluster-wide copy target of every chunk under the
+	// prefix (0: none, only this node's pin).
+	Replicas int `json:"r,omitempty"`
 }
 
 // Counts summarises the catalog for status reports.

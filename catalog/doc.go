@@ -1,7 +1,8 @@
 // Package catalog owns a node's persistent metadata: cached object
 // metadata (one record per bucket/key, with the time it was last confirmed
 // at the origin), per-version chunk indexes (version -> chunk index -> CID),
-// per-version manifest CIDs, and pinned prefixes. It lives in its own Badger
+// per-version manifest CIDs, pinned prefixes (with their replica targets),
+// and the records of cluster jobs (opaque to the catalog). It lives in its own Badger
 // v4 directory, separate from chunk payloads, and is tuned for a small
 // memory footprint (small memtables and caches): it only holds small
 // records.
@@ -27,4 +28,6 @@
 //	n/<version id>                         -> number of chunk CIDs known (uvarint)
 //	v/<version id>                         -> manifest CID (binary)
 //	p/<uvarint len(bucket)><bucket><prefix> -> Pin (JSON)
+//	j/<job id>                             -> job record (opaque; package jobs)
+//	k/<job id> 0 <item>                    -> one item of a job (opaque)
 package catalog

@@ -70,7 +70,7 @@ func TestAdminCLIPinAndStatus(t *testing.T) {
 	for k, b := range objs {
 		s.PutObject(t, "pins", k, b)
 	}
-	stdout, stderr, code := n.CLI(t, "pin", "s3://pins/models/")
+	stdout, stderr, code := n.CLI(t, "pin", "s3://pins/models/", "--json")
 	if code != 0 {
 		t.Fatalf("shoal pin: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -88,7 +88,7 @@ func TestAdminCLIPinAndStatus(t *testing.T) {
 		t.Fatalf("origin saw %d GETs for pinned objects", cn.GetObject)
 	}
 
-	stdout, stderr, code = n.CLI(t, "status")
+	stdout, stderr, code = n.CLI(t, "status", "--json")
 	if code != 0 {
 		t.Fatalf("shoal status: exit %d\n%s", code, stderr)
 	}
@@ -140,7 +140,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Errorf("POST /v1/pin with a bad body: %d, want 400", resp.StatusCode)
 	}
-	stdout, _, code := testenv.RunShoal(t, nil, "status", "--admin", n.AdminAddr)
+	stdout, _, code := testenv.RunShoal(t, nil, "status", "--json", "--admin", n.AdminAddr)
 	if code != 0 || !strings.Contains(stdout, "{") {
 		t.Fatalf("shoal status --admin: %d %q", code, stdout)
 	}

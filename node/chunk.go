@@ -65,7 +65,19 @@ func (n *Node) request(v catalog.Version, i int64) chunkReq {
 type chunkData struct {
 	cid  cid.Cid
 	data []byte
+	src  Source // where the flight found it
 }
+
+// Source is where a chunk read found the bytes (warm-up jobs report their
+// progress by source).
+type Source string
+
+// Sources of a chunk.
+const (
+	SourceCached Source = "cached" // this node's store
+	SourcePeer   Source = "peer"   // a provider or the chunk's home
+	SourceOrigin Source = "origin" // read from the origin by this node
+)
 
 // chunkTicket is a hold on a chunk's flight.
 type chunkTicket = ticket[chunkData, *originfetch.Arrival]
@@ -218,7 +230,7 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 					return n.fetch(ctx, req, place, home, publish)
 				}
 				n.spotCheck(place, req, blk.CID(), n.trust.supplierOf(req.v, req.i))
-				return chunkData{blk.CID(), blk.Data()}, nil
+				return chunkData{blk.CID(), blk.Data(), SourcePeer}, nil
 			}
 			distrusted, req.cid = true, cid.Undef
 		}
@@ -232,7 +244,7 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 				n.m.home.Add(1)
 				n.land(ctx, req, blk, from)
 				n.spotCheck(place, req, blk.CID(), from)
-				return chunkData{blk.CID(), blk.Data()}, nil
+				return chunkData{blk.CID(), blk.Data(), SourcePeer}, nil
 			}
 			if err := ctx.Err(); err != nil {
 				return chunkData{}, err
@@ -254,7 +266,7 @@ func (n *Node) fetch(ctx context.Context, req chunkReq, place placement.Placemen
 		return chunkData{}, err
 	}
 	n.land(ctx, req, blk, "")
-	return chunkData{blk.CID(), blk.Data()}, nil
+	return chunkData{blk.CID(), blk.Data(), SourceOrigin}, nil
 }
 
 // knownCID is the chunk's CID from the chunk index, or cid.Undef.
@@ -294,7 +306,7 @@ func (n *Node) fromStore(ctx context.Context, req chunkReq, borrow bool) (chunkD
 		n.log.Warn("stored chunk has wrong length; refetching", "cid", req.cid, "len", len(data), "want", req.len)
 		return chunkData{}, noRelease, false
 	}
-	return chunkData{req.cid, data}, release, true
+	return chunkData{req.cid, data, SourceCached}, release, true
 }
 
 // land keeps a chunk this node hashed or verified itself, from a home

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/jobs"
 	"github.com/shoal-cache/shoal/node/originfetch"
 )
 
@@ -47,6 +48,10 @@ const (
 	DefaultClusterReadAhead = 16
 	// DefaultPinConcurrency: objects fetched at once by Pin/Prefetch.
 	DefaultPinConcurrency = 4
+	// DefaultRepairRate: bytes per second a node copies to restore replica
+	// targets (a quarter of what one peer stream moves here, about 320 MB/s
+	// with the PSK: repair goes on beside the readers, not instead of them).
+	DefaultRepairRate = 64 << 20
 	// DefaultOriginWait: how long a client waits for an answer that needs
 	// the origin (a HEAD, the first chunk of a GET) before it gets a 503
 	// with Retry-After, while the node goes on trying for the others. S3
@@ -129,6 +134,12 @@ type Config struct {
 	ReadAhead int
 	// PinConcurrency: objects fetched at once by Pin and Prefetch (default 4).
 	PinConcurrency int
+	// Jobs tunes warm-up jobs (package jobs: concurrency, retries).
+	Jobs jobs.Config
+	// RepairRate bounds the bytes per second this node copies to restore
+	// replica targets after a holder left (default 64 MiB/s: a repair
+	// must not starve the readers; negative: no bound).
+	RepairRate int64
 	// OriginWait bounds how long a client waits for an answer that needs
 	// the origin, a HEAD or the first chunk of a GET (default 15 s;
 	// negative: no bound); then it gets ErrUnavailable with a Retry-After
@@ -243,6 +254,9 @@ func (c Config) withDefaults() Config {
 	if c.PinConcurrency == 0 {
 		c.PinConcurrency = DefaultPinConcurrency
 	}
+	if c.RepairRate == 0 {
+		c.RepairRate = DefaultRepairRate
+	}
 	if c.OriginWait == 0 {
 		c.OriginWait = DefaultOriginWait
 	}
@@ -257,6 +271,9 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
+	if err := c.Jobs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ChunkSize < minChunkSize || c.ChunkSize > maxChunkSize {
 		errs = append(errs, fmt.Errorf("chunk size %d outside [%d, %d]", c.ChunkSize, minChunkSize, maxChunkSize))
 	}

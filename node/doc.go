@@ -26,6 +26,13 @@
 //     the home request keys on the wire.
 //   - readahead.go: a home's read-ahead of its next own chunks;
 //     pin.go: pin, unpin and prefetch of prefixes.
+//   - jobs.go: the executor of warm-up jobs (package jobs runs them): a
+//     job's chunks are warmed at their home nodes, in placement order for
+//     a replica target; control.go: the control requests between members
+//     (chunk warms, jobs, cancel, pins, "which chunks do you hold"),
+//     carried as transfer Meta requests; replicas.go: replica targets kept
+//     and repaired by every node for its own share; introspect.go: where,
+//     cached and peers, answered from live state.
 //   - reader.go: GetObject's streaming reader with its read-ahead window;
 //     meta.go: HeadObject, revalidation and listings; write.go: writes.
 //   - tasks.go: the bounded pool of background work Run owns; flight.go:

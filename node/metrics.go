@@ -33,6 +33,37 @@ type metrics struct {
 	stale              atomic.Int64
 	metaHits           atomic.Int64
 	metaMisses         atomic.Int64
+	// Warm-up jobs this node runs: logical bytes by the first copy's
+	// source, and every byte their chunk reads took from the origin.
+	jobBytes       struct{ origin, peer, cached atomic.Int64 }
+	jobOriginBytes atomic.Int64
+	repairedBytes  atomic.Int64 // bytes copied to restore replica targets
+}
+
+const jobBytesHelp = "Logical bytes warmed by the warm-up jobs this node runs, by where each chunk's first copy came from."
+
+// registerLive registers the gauges that read the node's job manager and
+// repair state (built after the counters).
+func (n *Node) registerLive(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "shoal", Subsystem: "node", Name: name, Help: help}, f)
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{
+		gauge("jobs_running", "Warm-up jobs running on this node.", func() float64 { return float64(len(n.jobs.Live())) }),
+		gauge("replica_deficit_chunks", "Chunks this node should hold for a replica target and does not yet (0 when every target is met).", func() float64 {
+			return float64(n.replicaStatus().Deficit)
+		}),
+	} {
+		errs = append(errs, reg.Register(c))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node: metrics: %w", err)
+	}
+	return nil
 }
 
 func newMetrics(reg prometheus.Registerer, oc *originfetch.Counters) (*metrics, error) {
@@ -74,6 +105,11 @@ func newMetrics(reg prometheus.Registerer, oc *originfetch.Counters) (*metrics, 
 		counter("stale_served_total", "Stale metadata served because the origin could not be reached.", nil, &m.stale),
 		counter("metadata_lookups_total", "Metadata lookups, by whether the catalog answered without the origin.", prometheus.Labels{"result": "hit"}, &m.metaHits),
 		counter("metadata_lookups_total", "Metadata lookups, by whether the catalog answered without the origin.", prometheus.Labels{"result": "miss"}, &m.metaMisses),
+		counter("job_bytes_total", jobBytesHelp, prometheus.Labels{"source": "origin"}, &m.jobBytes.origin),
+		counter("job_bytes_total", jobBytesHelp, prometheus.Labels{"source": "peer"}, &m.jobBytes.peer),
+		counter("job_bytes_total", jobBytesHelp, prometheus.Labels{"source": "cached"}, &m.jobBytes.cached),
+		counter("job_origin_bytes_total", "Bytes the chunk reads of the warm-up jobs this node runs took from the origin, replica copies included (over job_bytes_total: the origin amplification).", nil, &m.jobOriginBytes),
+		counter("replica_repaired_bytes_total", "Bytes this node copied to restore replica targets after a holder left.", nil, &m.repairedBytes),
 	}
 	var errs []error
 	for _, c := range cs {

@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/gateway"
 	"github.com/shoal-cache/shoal/internal/content"
+	"github.com/shoal-cache/shoal/jobs"
 	"github.com/shoal-cache/shoal/node/originfetch"
 	"github.com/shoal-cache/shoal/origin"
 )
@@ -109,6 +110,10 @@ type Node struct {
 	writeGen atomic.Uint64
 
 	pinMu sync.Mutex // serialises Pin/Unpin bookkeeping
+
+	born   time.Time     // when New ran
+	jobs   *jobs.Manager // warm-up jobs (jobs.go)
+	repair *repairer     // replica targets (replicas.go)
 }
 
 type pattern struct{ bucket, prefix string }
@@ -174,6 +179,21 @@ func New(cfg Config, store BlockStore, org Origin, cat *catalog.Catalog, opts ..
 		b, pfx := splitPattern(p)
 		n.immut = append(n.immut, pattern{b, pfx})
 	}
+	jopts := []jobs.Option{jobs.WithLogger(o.log), jobs.WithClock(o.now)}
+	if n.cl != nil {
+		jopts = append(jopts, jobs.WithPeers(jobPeers{n}))
+	}
+	n.jobs, err = jobs.New(cfg.Jobs, n.selfName(), jobExec{n}, cat, jopts...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.repair = newRepairer(cfg.RepairRate)
+	n.born = o.now()
+	if err := n.registerLive(o.reg); err != nil {
+		cancel()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -187,9 +207,11 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.bg.run(ctx, backgroundWorkers) })
 	wg.Go(func() { n.removalsLoop(ctx) })
+	wg.Go(func() { _ = n.jobs.Run(ctx) })
 	if n.cl != nil {
 		wg.Go(func() { n.publishLoop(ctx) })
 		wg.Go(func() { n.announceLoop(ctx) })
+		wg.Go(func() { n.repairLoop(ctx) })
 	}
 	wg.Wait()
 	return nil
@@ -284,6 +306,10 @@ type Status struct {
 	MetadataMisses int64 // HEADs that asked the origin (or the key's home node)
 
 	Cluster ClusterStatus // zero without a cluster
+	// Jobs are the warm-up jobs running on this node now.
+	Jobs []jobs.Job
+	// Replicas is this node's share of the replica targets.
+	Replicas ReplicaStatus
 }
 
 // Status reports figures from the catalog, the store and the node's counters.
@@ -309,5 +335,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		MetadataHits:   m.metaHits.Load(),
 		MetadataMisses: m.metaMisses.Load(),
 		Cluster:        n.clusterStatus(),
+		Jobs:           n.jobs.Live(),
+		Replicas:       n.replicaStatus(),
 	}, nil
 }

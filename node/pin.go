@@ -167,12 +167,22 @@ func (n *Node) warmObject(ctx context.Context, bucket, key string, pin bool) (ch
 
 // Unpin releases the pins taken by Pin(bucket, prefix) on the cached
 // versions of objects under the prefix, except objects still covered by
-// another pinned prefix, and forgets the pinned prefix. The blocks stay in
-// the store until evicted.
+// another pinned prefix, and forgets the pinned prefix, on this node and
+// (in a cluster) on every member, which releases its replica copies. The
+// blocks stay in the stores until evicted.
 func (n *Node) Unpin(ctx context.Context, bucket, prefix string) (PinResult, error) {
 	if bucket == "" {
 		return PinResult{}, mapErr("unpin", fmt.Errorf("empty bucket: %w", origin.ErrInvalidArgument))
 	}
+	res, err := n.unpinLocal(ctx, bucket, prefix)
+	if err == nil {
+		n.broadcastPin(ctx, ctlReq{Op: opUnpin, Bucket: bucket, Prefix: prefix})
+	}
+	return res, err
+}
+
+// unpinLocal is Unpin on this node only.
+func (n *Node) unpinLocal(ctx context.Context, bucket, prefix string) (PinResult, error) {
 	n.pinMu.Lock()
 	defer n.pinMu.Unlock()
 	if _, err := n.cat.RemovePin(ctx, bucket, prefix); err != nil {

@@ -172,6 +172,9 @@ func (s *homeStream) Close() {
 // node, from its catalog while fresh, else from the origin.
 func (h *PeerHandler) Meta(ctx context.Context, key []byte) ([]byte, error) {
 	n := h.n
+	if len(key) > 0 && key[0] == ctlKeyTag {
+		return h.serveControl(ctx, key)
+	}
 	bucket, k, err := decodeMetaKey(key)
 	if err != nil {
 		return nil, err

@@ -71,3 +71,14 @@ func (m *Members) scan() []peer.ID {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Conn describes this host's link to p: the remote address of its first
+// open connection ("" when none) and the peerstore's round-trip estimate
+// (0: not measured yet).
+func (m *Members) Conn(p peer.ID) (addr string, rtt time.Duration) {
+	for _, c := range m.h.Network().ConnsToPeer(p) {
+		addr = c.RemoteMultiaddr().String()
+		break
+	}
+	return addr, m.h.Peerstore().LatencyEWMA(p)
+}

@@ -17,9 +17,9 @@ const adminEnv = "SHOAL_ADMIN"
 
 const defaultAdmin = "127.0.0.1:7071"
 
-// adminClient parses the shared --admin flag of the client commands and
-// returns the remaining arguments.
-func adminClient(e env, name, argHelp string, args []string) (*admin.Client, []string, error) {
+// clientFlags parses --admin, --json and the command's own flags (extra
+// registers them and returns their help text).
+func clientFlags(e env, name, argHelp string, args []string, extra func(fs *flag.FlagSet) string) (*admin.Client, []string, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	def := defaultAdmin
@@ -27,19 +27,25 @@ func adminClient(e env, name, argHelp string, args []string) (*admin.Client, []s
 		def = v
 	}
 	addr := fs.String("admin", def, "admin API address of the node (env "+adminEnv+")")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	var help string
+	if extra != nil {
+		help = extra(fs)
+	}
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(e.stdout, "Usage: shoal %s [--admin ADDR] %s\n\n  --admin ADDR\n        admin API address of the node (env %s, default %s)\n", name, argHelp, adminEnv, defaultAdmin)
-			return nil, nil, errHelp
+			fmt.Fprintf(e.stdout, "Usage: shoal %s [--admin ADDR] [--json] %s\n\n  --admin ADDR\n        admin API address of the node (env %s, default %s)\n  --json\n        print JSON (for scripts) instead of text\n%s",
+				name, argHelp, adminEnv, defaultAdmin, help)
+			return nil, nil, false, errHelp
 		}
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, nil, false, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	c, err := admin.NewClient(*addr, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, nil, false, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return c, rest, nil
+	return c, rest, *asJSON, nil
 }
 
 // parseInterspersed parses flags placed before, between or after the
@@ -63,7 +69,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func cmdStatus(ctx context.Context, e env, args []string) error {
-	c, rest, err := adminClient(e, "status", "", args)
+	c, rest, asJSON, err := clientFlags(e, "status", "", args, nil)
 	if err != nil {
 		return err
 	}
@@ -74,11 +80,14 @@ func cmdStatus(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(e.stdout, res)
+	if asJSON {
+		return printJSON(e.stdout, res)
+	}
+	return printStatus(e.stdout, res)
 }
 
 func cmdPrefix(ctx context.Context, e env, name string, args []string) error {
-	c, rest, err := adminClient(e, name, "s3://bucket/prefix", args)
+	c, rest, asJSON, err := clientFlags(e, name, "s3://bucket/prefix", args, nil)
 	if err != nil {
 		return err
 	}
@@ -96,7 +105,10 @@ func cmdPrefix(ctx context.Context, e env, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(e.stdout, res)
+	if asJSON {
+		return printJSON(e.stdout, res)
+	}
+	return printPinResult(e.stdout, name, rest[0], res)
 }
 
 func printJSON(w io.Writer, raw json.RawMessage) error {

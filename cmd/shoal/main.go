@@ -5,6 +5,9 @@
 //	shoal status                          print a running node's status
 //	shoal pin|unpin|prefetch s3://b/p     manage cached prefixes
 //	shoal mount DIR [--admin ADDR]        mount a running node's buckets (FUSE)
+//	shoal warm s3://b/p [--pin ...]       warm a prefix as a cluster job
+//	shoal jobs [JOB] [--watch], cancel    follow and cancel jobs
+//	shoal where|ls --cached|peers         what is where, asked live
 //	shoal config [options]                print the effective configuration
 //	shoal swarm-key                       write a new cluster key to stdout
 //	shoal id [--data-dir DIR]             print the node's peer ID
@@ -76,7 +79,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		err = cmdStatus(ctx, e, rest)
 	case "pin", "unpin", "prefetch":
 		err = cmdPrefix(ctx, e, cmd, rest)
+	case "warm":
+		err = cmdWarm(ctx, e, rest)
+	case "jobs":
+		err = cmdJobs(ctx, e, rest)
+	case "cancel":
+		err = cmdCancel(ctx, e, rest)
+	case "where":
+		err = cmdWhere(ctx, e, rest)
+	case "ls":
+		err = cmdLs(ctx, e, rest)
+	case "peers":
+		err = cmdPeers(ctx, e, rest)
 	case "version", "--version", "-version":
+		if len(rest) == 1 && rest[0] == "--json" {
+			fmt.Fprintf(stdout, "{\"version\": %q}\n", versionString())
+			return exitOK
+		}
 		fmt.Fprintln(stdout, "shoal", versionString())
 		return exitOK
 	case "help", "-h", "-help", "--help":
@@ -110,14 +129,21 @@ Usage:
   shoal config [options]            print the effective configuration as YAML
   shoal swarm-key                   write a new cluster swarm key to stdout (once per cluster)
   shoal id [--data-dir DIR]         print the node's peer ID (creating its identity if needed)
-  shoal status [--admin ADDR]       print a running node's status (JSON)
-  shoal pin s3://bucket/prefix      fetch and pin every object under the prefix
-  shoal unpin s3://bucket/prefix    release a pin
+  shoal status                      print a running node's status (jobs, replica deficit)
+  shoal warm s3://bucket/prefix     warm a prefix into the cluster as a job (progress, resume)
+        [--local] [--pin] [--replicas N] [--detach]
+  shoal jobs [JOB] [--watch]        every member's jobs, or one job (followed with --watch)
+  shoal cancel JOB                  cancel a job on every node
+  shoal where s3://bucket/key       which nodes hold each chunk of an object (asked live)
+  shoal ls --cached s3://b/prefix   cached objects with % held here and in the cluster
+  shoal peers                       the cluster's members: address, RTT, throughput, penalties
+  shoal pin s3://bucket/prefix      fetch and pin every object under the prefix on this node
+  shoal unpin s3://bucket/prefix    release a pin (on every member)
   shoal prefetch s3://bucket/prefix fetch every object under the prefix (no pin)
   shoal version                     print the version
 
-The status/pin/unpin/prefetch commands talk to the node's admin API
-(--admin, env SHOAL_ADMIN, default 127.0.0.1:7071).
+The client commands talk to the node's admin API (--admin, env SHOAL_ADMIN,
+default 127.0.0.1:7071) and print text, or JSON with --json.
 
 Exit codes: 0 ok, 1 error, 2 usage or configuration error.
 `)

@@ -225,9 +225,10 @@ func cmdID(e env, args []string) error {
 		def = v
 	}
 	dir := fs.String("data-dir", def, "")
+	asJSON := fs.Bool("json", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(e.stdout, "Usage: shoal id [--data-dir DIR]\n\nPrints the node's peer ID, creating its identity (DIR/%s) if needed.\n\n  --data-dir DIR\n        the node's data directory (env %s, default %s)\n",
+			fmt.Fprintf(e.stdout, "Usage: shoal id [--data-dir DIR] [--json]\n\nPrints the node's peer ID, creating its identity (DIR/%s) if needed.\n\n  --data-dir DIR\n        the node's data directory (env %s, default %s)\n  --json\n        print {\"peer_id\": ...}\n",
 				routing.IdentityFile, dataDirEnv, config.Defaults().DataDir)
 			return errHelp
 		}
@@ -243,6 +244,10 @@ func cmdID(e env, args []string) error {
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
+	}
+	if *asJSON {
+		_, err = fmt.Fprintf(e.stdout, "{\"peer_id\": %q}\n", id.String())
+		return err
 	}
 	_, err = fmt.Fprintln(e.stdout, id)
 	return err

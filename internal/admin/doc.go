@@ -1,5 +1,5 @@
 // Package admin owns a node's admin HTTP API and its client (used by the
-// `shoal status|pin|unpin|prefetch` commands):
+// `shoal` client commands):
 //
 //	GET  /healthz      200 while the process serves
 //	GET  /readyz       200 once the node is ready, 503 before/while stopping
@@ -8,6 +8,8 @@
 //	POST /v1/pin       {"bucket":"b","prefix":"p/"} -> result JSON
 //	POST /v1/unpin     same body
 //	POST /v1/prefetch  same body
+//	/v1/jobs, /v1/where, /v1/cached, /v1/peers: see Ops (jobs and
+//	introspection, served when the Backend implements Ops)
 //
 // The API has no authentication: the caller (cmd/shoal) binds it to
 // loopback unless explicitly told otherwise. So that web pages in a user's

@@ -130,6 +130,9 @@ func New(cfg Config, be Backend, opts ...Option) (*Server, error) {
 	s.mux.HandleFunc("POST /v1/pin", s.prefixOp("pin", s.be.Pin))
 	s.mux.HandleFunc("POST /v1/unpin", s.prefixOp("unpin", s.be.Unpin))
 	s.mux.HandleFunc("POST /v1/prefetch", s.prefixOp("prefetch", s.be.Prefetch))
+	if o, ok := be.(Ops); ok {
+		s.routeOps(o)
+	}
 	return s, nil
 }
 
@@ -165,8 +168,11 @@ func (s *Server) prefixOp(name string, op func(context.Context, string, string) 
 func (s *Server) reply(w http.ResponseWriter, op string, res any, err error) {
 	if err != nil {
 		status := http.StatusInternalServerError
-		if errors.Is(err, ErrBadRequest) {
+		switch {
+		case errors.Is(err, ErrBadRequest):
 			status = http.StatusBadRequest
+		case errors.Is(err, ErrNotFound):
+			status = http.StatusNotFound
 		}
 		s.log.Warn(op+" failed", "err", err)
 		writeError(w, status, err.Error())

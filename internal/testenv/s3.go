@@ -81,6 +81,13 @@ type S3 struct {
 	metaDir string
 
 	getObject, rangedGet, headObject, list, put, other, bytesOut atomic.Int64
+	// getDelay (nanoseconds) holds every object GET back before it is
+	// answered: an origin far away, so that a job takes long enough to be
+	// interrupted.
+	getDelay atomic.Int64
+	// getRate (bytes per second, 0: none) caps each object GET's response:
+	// one connection's throughput from a remote object store.
+	getRate atomic.Int64
 
 	mu          sync.Mutex // guards the fields below
 	proxyAddr   string     // fixed for the lifetime of S3
@@ -104,6 +111,14 @@ func (s *S3) Hang() {
 		s.hung = make(chan struct{})
 	}
 }
+
+// SetGetDelay makes every object GET wait d before the proxy answers it
+// (0: none).
+func (s *S3) SetGetDelay(d time.Duration) { s.getDelay.Store(int64(d)) }
+
+// SetGetRate caps every ranged object GET's response at bps bytes per
+// second (0: no cap), as an object store caps one connection.
+func (s *S3) SetGetRate(bps int64) { s.getRate.Store(bps) }
 
 // Unhang ends Hang: waiting requests go through.
 func (s *S3) Unhang() {
@@ -392,7 +407,20 @@ func (s *S3) serveProxy(ln net.Listener) {
 					return
 				}
 			}
-			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &s.bytesOut}, r)
+			if d := time.Duration(s.getDelay.Load()); d > 0 && r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-r.Context().Done():
+					t.Stop()
+					return
+				}
+			}
+			cw := &countingWriter{ResponseWriter: w, n: &s.bytesOut}
+			if bps := s.getRate.Load(); bps > 0 && r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+				cw.bps, cw.start = bps, time.Now()
+			}
+			rp.ServeHTTP(cw, r)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
@@ -440,11 +468,23 @@ func (s *S3) classify(r *http.Request) {
 type countingWriter struct {
 	http.ResponseWriter
 	n *atomic.Int64
+	// bps > 0 paces the body: after each write the writer sleeps until
+	// sent/bps has passed since start.
+	bps   int64
+	start time.Time
+	sent  int64
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n.Add(int64(n))
+	if w.bps > 0 {
+		w.sent += int64(n)
+		due := w.start.Add(time.Duration(float64(w.sent) / float64(w.bps) * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+	}
 	return n, err
 }
 
