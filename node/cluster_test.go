@@ -184,8 +184,15 @@ func newClusterEnv(t *testing.T, others []peer.ID) *clusterEnv {
 
 // newClusterEnvWith is newClusterEnv with a configuration, and a hook
 // that sets up the fakes before the node is built.
+//
+// The random spot check (SpotCheckRate) is off unless cfg asks for it:
+// tests count origin requests exactly, and a 1% re-read of a chunk from a
+// peer would make them fail now and then.
 func newClusterEnvWith(t *testing.T, others []peer.ID, cfg Config, setup func(*clusterEnv)) *clusterEnv {
 	t.Helper()
+	if cfg.SpotCheckRate == 0 {
+		cfg.SpotCheckRate = -1
+	}
 	self := peer.ID("self")
 	e := &clusterEnv{store: newMemStore(), org: newFakeOrigin(), router: newRecordingRouter(self),
 		tr: &fakeTransfer{}, self: self, others: others}

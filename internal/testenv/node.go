@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -185,6 +186,12 @@ func (n *Node) args(gw, adm string) []string {
 	}
 	if o.ReprovideInterval != 0 {
 		add("--reprovide-interval", o.ReprovideInterval.String())
+	}
+	// The random spot check (1% of the chunks learned from peers re-read
+	// from the origin) is off unless a test asks for it: tests count
+	// origin requests exactly.
+	if !slices.ContainsFunc(o.ExtraArgs, func(s string) bool { return strings.HasPrefix(s, "--spot-check-rate") }) {
+		a = append(a, "--spot-check-rate", "0")
 	}
 	return append(a, o.ExtraArgs...)
 }
