@@ -80,6 +80,16 @@ const (
 	// through one or two dead or failing homes (Gantry's designated puller
 	// bounds the origin at three pulls per digest the same way).
 	DefaultHomeCandidates = 3
+	// DefaultHomeBusyWait: how long a node keeps asking a home that
+	// answers Busy (its transfer server is at its MaxConcurrent, 32)
+	// before it goes to the next candidate. A busy home is alive and
+	// reading the chunk anyway; the next candidate would read it from the
+	// origin a second time. With 64 nodes reading one cold object on
+	// mocknet, moving on at once took origin chunk GETs to 2.9x the
+	// object, at 128 nodes 17x (docs/SCALE.md, K1). Ten seconds lets a
+	// home serve its queue of 32 x 4 MiB on any link of a few hundred
+	// Mbit/s; a home that stays busy longer is treated as failing.
+	DefaultHomeBusyWait = 10 * time.Second
 	// DefaultHomeReadAhead: own chunks a home fetches ahead of one it
 	// serves, for a version read in order, so the origin link stays busy
 	// while the readers' windows wait on the fan-out of the chunks they
@@ -167,6 +177,10 @@ type FetchPolicy struct {
 	// HomeCandidates: home nodes tried in order before the node reads the
 	// origin itself (default 3).
 	HomeCandidates int
+	// HomeBusyWait: how long a home that answers Busy is asked again
+	// (backing off from 10 ms to 500 ms, with jitter) before the next
+	// candidate is tried (default 10 s; negative: never asked again).
+	HomeBusyWait time.Duration
 	// HomeReadAhead: own chunks a home fetches ahead of one it serves from
 	// a version read in order (default 2; negative: off).
 	HomeReadAhead int
@@ -189,6 +203,9 @@ func (f FetchPolicy) withDefaults() FetchPolicy {
 	}
 	if f.HomeReadAhead == 0 {
 		f.HomeReadAhead = DefaultHomeReadAhead
+	}
+	if f.HomeBusyWait == 0 {
+		f.HomeBusyWait = DefaultHomeBusyWait
 	}
 	if f.ManifestWait == 0 {
 		f.ManifestWait = DefaultManifestWait
@@ -213,6 +230,9 @@ func (f FetchPolicy) validate() []error {
 	}
 	if f.HomeCandidates < 1 || f.HomeCandidates > 16 {
 		errs = append(errs, fmt.Errorf("home candidates %d outside [1, 16]", f.HomeCandidates))
+	}
+	if f.HomeBusyWait > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("home busy wait %v above 10m", f.HomeBusyWait))
 	}
 	if f.HomeReadAhead > 64 {
 		errs = append(errs, fmt.Errorf("home read-ahead %d above 64", f.HomeReadAhead))

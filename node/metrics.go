@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	local, peer        atomic.Int64 // chunks served, by source (origin: the fetcher's)
 	home               atomic.Int64 // chunks served by a home node
+	homeBusy           atomic.Int64 // asks of a home repeated because it answered Busy
 	metaHome           atomic.Int64 // metadata answered by a home node
 	manifestsFound     atomic.Int64 // manifests learnt from DHT records
 	manifestsPublished atomic.Int64 // manifest records published
@@ -101,6 +102,7 @@ func newMetrics(reg prometheus.Registerer, oc *originfetch.Counters) (*metrics, 
 		counter("origin_wait_exceeded_total", "Client requests answered 503 (Retry-After) because the origin gave no answer within --origin-wait; the fetch went on.", nil, &m.clientWaits),
 		counter("background_tasks_dropped_total", "Background tasks (home read-ahead, manifest lookups) dropped because the queue was full or Run was not running.", nil, &m.tasksDropped),
 		counter("origin_heads_total", "HEAD requests sent to the origin.", nil, &m.heads),
+		counter("home_busy_retries_total", "Chunk requests to a home node asked again because the home answered Busy (its transfer server at its limit), instead of going to the next candidate.", nil, &m.homeBusy),
 		counter("shared_fetches_total", "Chunk or metadata fetches joined by a reader that did not start them (singleflight).", nil, &m.shared),
 		counter("stale_served_total", "Stale metadata served because the origin could not be reached.", nil, &m.stale),
 		counter("metadata_lookups_total", "Metadata lookups, by whether the catalog answered without the origin.", prometheus.Labels{"result": "hit"}, &m.metaHits),

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -10,6 +12,7 @@ import (
 	"github.com/shoal-cache/shoal/internal/content"
 	"github.com/shoal-cache/shoal/node/originfetch"
 	"github.com/shoal-cache/shoal/node/placement"
+	"github.com/shoal-cache/shoal/transfer"
 )
 
 // The sources of a chunk the store does not hold, in the order fetch tries
@@ -52,13 +55,13 @@ func (n *Node) fromProviders(ctx context.Context, req chunkReq) (content.Block, 
 // fromHomes asks the chunk's homes, in placement order, to serve it (each
 // fetches from the origin if needed, once for the whole cluster), up to
 // this node's own place (from there on this node is the home) and at most
-// HomeCandidates of them. A home that stalls costs the transfer client's
+// HomeCandidates of them. A home that answers Busy is asked again for up
+// to HomeBusyWait (askHome). A home that stalls costs the transfer client's
 // stall timeout (it sends keep-alives while it works) and is penalized,
 // so the chunks after it pass it over. The answer's CID must be the raw
 // CID of the bytes under the version's hash, and equal to req.cid if known.
 // It also returns the home that served it.
 func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Placement) (content.Block, peer.ID, bool) {
-	cl := n.cl
 	v := req.v
 	// want carries the CID prefix (v1, raw, the version's hash) of this
 	// version's chunks.
@@ -68,7 +71,7 @@ func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Plac
 		if key == nil {
 			key = encodeChunkKey(v, req.i)
 		}
-		b, err := cl.Transfer.FetchVerified(ctx, p, key)
+		b, err := n.askHome(ctx, p, key)
 		if err != nil {
 			if ctx.Err() != nil {
 				return content.Block{}, "", false
@@ -88,6 +91,42 @@ func (n *Node) fromHomes(ctx context.Context, req chunkReq, place placement.Plac
 	}
 	return content.Block{}, "", false
 }
+
+// askHome asks home p for a chunk; while p answers Busy (its transfer
+// server at its limit: alive, and reading the chunk for others) it asks
+// again, backing off, for up to HomeBusyWait: going to the next candidate
+// instead would read the chunk from the origin a second time.
+func (n *Node) askHome(ctx context.Context, p peer.ID, key []byte) (content.Block, error) {
+	tr := n.cl.Transfer
+	b, err := tr.FetchVerified(ctx, p, key)
+	wait := n.cfg.Fetch.HomeBusyWait
+	if !errors.Is(err, transfer.ErrBusy) || wait <= 0 {
+		return b, err
+	}
+	deadline := time.Now().Add(wait)
+	backoff := homeBusyBackoff
+	for errors.Is(err, transfer.ErrBusy) && time.Now().Before(deadline) {
+		n.m.homeBusy.Add(1)
+		// Full jitter: askers turned away together do not come back
+		// together.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return content.Block{}, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, homeBusyMaxBackoff)
+		b, err = tr.FetchVerified(ctx, p, key)
+	}
+	return b, err
+}
+
+// The backoff between the asks of a busy home.
+const (
+	homeBusyBackoff    = 10 * time.Millisecond
+	homeBusyMaxBackoff = 500 * time.Millisecond
+)
 
 // fromOrigin reads the chunk from the origin, pinned to the version's ETag,
 // through the node's origin fetcher: one of its node-wide slots and, in a
