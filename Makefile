@@ -15,7 +15,7 @@ BENCHTIME   ?= 1s
 # The test run of CI: go test's own per-package timeout.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-swarm bench-warm fuzz lint demo clean
+.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-swarm bench-warm bench-sim fuzz lint demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,10 @@ bench-mount: build versitygw ## M1: the FUSE mount vs the gateway on one node, r
 	@mkdir -p .bench
 	SHOAL_BENCH=1 SHOAL_BENCH_SCENARIOS=M1 SHOAL_BENCH_OUT=.bench/mount.json SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test ./bench -run TestScenarios -count=1 -timeout 30m -v | tee .bench/mount.txt
+
+bench-sim: ## X1 scale simulation (10,000 nodes, flow-level, the read path's own placement; 10 seeds; SHOAL_SIM_SCALE=small for a quick look) -> .bench/sim.json
+	@mkdir -p .bench
+	SHOAL_BENCH_SIM=1 $(GO) test ./sim -run TestSimBench -count=1 -timeout 120m -v | tee .bench/sim.txt
 
 bench-swarm: build versitygw ## S3/S4 swarm scenarios in network namespaces with tc-shaped links (needs root; SHOAL_SWARM_SCENARIOS=L1 for L1) -> .bench/swarm.json
 	SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) SHOAL_BENCH_SWARM=1 \

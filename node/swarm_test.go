@@ -64,6 +64,13 @@ type swarm struct {
 	// originOf, if set, gives member i its own view of org (e.g. a slow
 	// or failing link).
 	originOf func(i int, org *fakeOrigin) Origin
+	// newHost, if set, makes member i's libp2p host (default: TCP on
+	// loopback with the swarm key).
+	newHost func(t *testing.T, i int) host.Host
+	// tableAtLeast, if set, is the routing table size a member needs to
+	// be ready when the swarm is larger than that: beyond a few dozen
+	// nodes Kademlia's k-buckets (k = 20) cannot hold every peer.
+	tableAtLeast int
 }
 
 // wrapHandler lets a test replace member i's peer handler (e.g. a liar).
@@ -117,9 +124,13 @@ func (s *swarm) connect(t *testing.T, ms []*member) {
 		}
 	}
 	size := len(s.members)
+	table := size - 1
+	if s.tableAtLeast > 0 {
+		table = min(table, s.tableAtLeast)
+	}
 	eventually(t, 30*time.Second, "every member sees the others", func() bool {
 		for _, m := range s.members {
-			if len(m.mem.Members()) != size-1 || m.r.RoutingTableSize() < size-1 {
+			if len(m.mem.Members()) != size-1 || m.r.RoutingTableSize() < table {
 				return false
 			}
 		}
@@ -141,11 +152,13 @@ func (s *swarm) start(t *testing.T, i int) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := routing.NewHost(ctx, routing.HostConfig{
+	var h host.Host
+	if s.newHost != nil {
+		h = s.newHost(t, i)
+	} else if h, err = routing.NewHost(ctx, routing.HostConfig{
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 		PrivKey:     priv, SwarmKey: testSwarmKey, ConnLow: 50, ConnHigh: 100,
-	}, routing.WithHostLogger(discard()))
-	if err != nil {
+	}, routing.WithHostLogger(discard())); err != nil {
 		t.Fatal(err)
 	}
 	r, err := routing.NewDHT(ctx, h, routing.Config{}, routing.WithLogger(discard()))

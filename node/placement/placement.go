@@ -126,18 +126,55 @@ func (p Placement) passedOver(id peer.ID) bool { return id != p.self && p.skippe
 // penalized members passed over.
 func (p Placement) ChunkHomes(v catalog.Version, i int64, k int) []peer.ID {
 	n := int64(len(p.nodes))
-	order := p.Order(WindowSeed(v, i/n))
+	return p.homesAt(p.Order(WindowSeed(v, i/n)), i%n, k)
+}
+
+// WindowHomes returns ChunkHomes(v, i, k) for every chunk i of window w
+// (chunks w*n .. w*n+n-1, n the placement's size; entry j is chunk w*n+j,
+// whether or not v has that many chunks), from one computation of the
+// window's order. Callers that need the homes of many chunks (the scale
+// simulation, over thousands of nodes) use it instead of sorting the
+// nodes once per chunk.
+func (p Placement) WindowHomes(v catalog.Version, w int64, k int) [][]peer.ID {
+	n := int64(len(p.nodes))
+	order := p.Order(WindowSeed(v, w))
+	out := make([][]peer.ID, n)
+	for pos := range n {
+		out[pos] = p.homesAt(order, pos, k)
+	}
+	return out
+}
+
+// homesAt walks a window's order cyclically from position pos: up to k
+// candidates, penalized members passed over.
+func (p Placement) homesAt(order []peer.ID, pos int64, k int) []peer.ID {
+	n := int64(len(order))
 	out := make([]peer.ID, 0, min(int64(k), n))
 	for j := range n {
 		if len(out) >= k {
 			break
 		}
-		c := order[(i%n+j)%n]
+		c := order[(pos+j)%n]
 		if !p.passedOver(c) {
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// As returns the same snapshot seen from self, one of its nodes: the same
+// order and the same penalized members, but "am I home" answered for self,
+// which is never passed over. It reports false (and returns p) when self
+// is not one of the snapshot's nodes. Every member of a cluster whose
+// views agree takes this snapshot; the scale simulation uses As instead of
+// building one snapshot per simulated node.
+func (p Placement) As(self peer.ID) (Placement, bool) {
+	if _, ok := slices.BinarySearchFunc(p.nodes, self, func(c candidate, id peer.ID) int { return cmp.Compare(c.id, id) }); !ok {
+		return p, false
+	}
+	q := p
+	q.self = self
+	return q, true
 }
 
 // HomeOf reports whether this node is chunk i's home now: first among the

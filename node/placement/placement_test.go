@@ -149,3 +149,47 @@ func TestChunkHomesBalanced(t *testing.T) {
 		t.Errorf("alone: %v", got)
 	}
 }
+
+// TestWindowHomesAndAs: WindowHomes gives every chunk of a window the
+// candidates ChunkHomes gives it, and As(m) of one node's snapshot answers
+// exactly as m's own snapshot over the same members, penalties included.
+func TestWindowHomesAndAs(t *testing.T) {
+	ps := testPeers(13)
+	skip := func(p peer.ID) bool { return p == ps[4] || p == ps[9] }
+	v := catalog.Version{Bucket: "b", Key: "k", ETag: "e", Size: 100 * cs, ChunkSize: cs, Hash: "sha2-256"}
+	base := New(ps[0], ps[1:], skip)
+	for w := range int64(3) {
+		wh := base.WindowHomes(v, w, 3)
+		if len(wh) != 13 {
+			t.Fatalf("window %d: %d entries, want 13", w, len(wh))
+		}
+		for j, got := range wh {
+			i := w*13 + int64(j)
+			if want := base.ChunkHomes(v, i, 3); !slices.Equal(got, want) {
+				t.Fatalf("chunk %d: WindowHomes %v, ChunkHomes %v", i, got, want)
+			}
+		}
+	}
+	for _, m := range ps {
+		as, ok := base.As(m)
+		if !ok {
+			t.Fatalf("As(%s): not a node", m)
+		}
+		// m's own snapshot: m is never passed over in its own placement.
+		own := New(m, ps, func(p peer.ID) bool { return p != m && skip(p) })
+		for i := range v.NumChunks() {
+			if a, b := as.ChunkHomes(v, i, 3), own.ChunkHomes(v, i, 3); !slices.Equal(a, b) {
+				t.Fatalf("As(%s) chunk %d: %v, own snapshot %v", m, i, a, b)
+			}
+			if as.HomeOf(v, i) != own.HomeOf(v, i) {
+				t.Fatalf("As(%s) chunk %d: HomeOf differs", m, i)
+			}
+		}
+		if a, b := as.OwnChunksAfter(v, 5, 2), own.OwnChunksAfter(v, 5, 2); !slices.Equal(a, b) {
+			t.Fatalf("As(%s): OwnChunksAfter %v, own %v", m, a, b)
+		}
+	}
+	if _, ok := base.As("stranger"); ok {
+		t.Fatal("As of a non-member reported ok")
+	}
+}
