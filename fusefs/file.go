@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -138,6 +139,7 @@ type handle struct {
 	next   int64         // where the previous read ended
 	run    int64         // bytes read in order up to next
 	closed bool
+	held   *lease // the last chunk lent (Lender backends), or nil
 }
 
 func newHandle(f *file, info gateway.ObjectInfo) *handle {
@@ -209,40 +211,98 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	return fuse.ReadResultData(buf), 0
 }
 
-// readLent serves buf's range with bytes the backend lends: one chunk's
-// slice goes to the kernel as it is (released once written); a range
+// readLent serves buf's range with bytes the backend lends: a slice of
+// one chunk goes to the kernel as it is (given back once written); a range
 // across chunks is copied into buf. Reads of one handle run in parallel
-// (the kernel's read-ahead sends several); a sequential handle asks the
-// backend to fetch the chunks after it.
+// (the kernel's read-ahead sends several). The handle keeps the last chunk
+// it was lent, from the first byte it asked for to the chunk's end, so the
+// kernel's next requests inside that chunk cost no call to the backend;
+// a sequential handle asks the backend to fetch the chunks after it.
 func (h *handle) readLent(ctx context.Context, l Lender, buf []byte, off int64, seq bool) (fuse.ReadResult, syscall.Errno) {
+	n := int64(len(buf))
+	if c := h.heldLease(off, n); c != nil {
+		return &lent{data: c.data[off-c.off : off-c.off+n], release: c.drop}, 0
+	}
 	ahead := 0
 	if seq {
 		ahead = lendAhead
 	}
-	n := int64(len(buf))
-	data, release, err := l.ReadShared(ctx, h.info, off, n, ahead)
+	c, err := h.lease(ctx, l, off, ahead)
 	if err != nil {
 		return nil, h.f.m.fail("read", h.info.Bucket, h.info.Key, err)
 	}
-	if int64(len(data)) == n {
-		return &lent{data: data, release: release}, 0
+	if int64(len(c.data)) >= n {
+		return &lent{data: c.data[:n], release: c.drop}, 0
 	}
-	k := int64(copy(buf, data))
-	release()
+	// The range crosses a chunk boundary: assemble it.
+	k := int64(copy(buf, c.data))
+	c.drop()
 	for k < n {
-		data, release, err = l.ReadShared(ctx, h.info, off+k, n-k, ahead)
+		c, err = h.lease(ctx, l, off+k, ahead)
 		if err != nil {
 			return nil, h.f.m.fail("read", h.info.Bucket, h.info.Key, err)
 		}
-		k += int64(copy(buf[k:], data))
-		release()
+		k += int64(copy(buf[k:], c.data[:min(int64(len(c.data)), n-k)]))
+		c.drop()
 	}
 	return fuse.ReadResultData(buf), 0
+}
+
+// lease asks the backend for the bytes from off to the end of off's chunk
+// and keeps them as the handle's held lease. It returns them with one
+// hold for the caller (drop it once done).
+func (h *handle) lease(ctx context.Context, l Lender, off int64, ahead int) (*lease, error) {
+	data, release, err := l.ReadShared(ctx, h.info, off, h.info.Size-off, ahead)
+	if err != nil {
+		return nil, err
+	}
+	c := &lease{off: off, data: data, release: release}
+	c.refs.Store(2) // the caller's and the handle's
+	h.mu.Lock()
+	old := h.held
+	if h.closed {
+		c.refs.Add(-1) // a closed handle keeps nothing
+	} else {
+		h.held = c
+	}
+	h.mu.Unlock()
+	if old != nil {
+		old.drop()
+	}
+	return c, nil
+}
+
+// heldLease returns the held lease with a hold for the caller when it
+// covers [off, off+n), or nil.
+func (h *handle) heldLease(off, n int64) *lease {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.held
+	if c == nil || off < c.off || off+n > c.off+int64(len(c.data)) {
+		return nil
+	}
+	c.refs.Add(1)
+	return c
 }
 
 // lendAhead: the chunks a sequential handle asks to be fetched after the
 // one it reads (the backend bounds it by its own read-ahead).
 const lendAhead = 16
+
+// lease is a lent range of one chunk, given back to the backend when its
+// last holder (the handle, the replies in flight) drops it.
+type lease struct {
+	off     int64 // object offset of data[0]
+	data    []byte
+	release func()
+	refs    atomic.Int32
+}
+
+func (c *lease) drop() {
+	if c.refs.Add(-1) == 0 {
+		c.release()
+	}
+}
 
 // lent is a read reply in a lent buffer, given back once the kernel has
 // it (go-fuse calls Done after the reply is written, or dropped).
@@ -304,6 +364,10 @@ func (h *handle) readRange(ctx context.Context, buf []byte, off int64) error {
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	h.closed = true
+	if h.held != nil {
+		h.held.drop()
+		h.held = nil
+	}
 	h.closeStreamLocked()
 	h.mu.Unlock()
 	h.cancel()
