@@ -12,9 +12,9 @@
 //     the store, one flight per chunk and role, the sources in order, and
 //     landing (store, announce, record). Start reading here.
 //   - sources.go: the sources a flight tries: the CID's providers, the
-//     chunk's homes, the origin (through package originfetch, which owns
-//     origin slots, the order gate, hedging, resuming and cut-through
-//     arrivals).
+//     chunk's homes (a busy home asked again, askHome), the origin (through
+//     package originfetch, which owns origin slots, the order gate,
+//     hedging, resuming and cut-through arrivals).
 //   - package placement: who is home for a chunk or a key (one snapshot
 //     answers every question, penalties included); cluster.go takes the
 //     snapshots.
@@ -34,6 +34,8 @@
 //     and repaired by every node for its own share; introspect.go: where,
 //     cached and peers, answered from live state.
 //   - reader.go: GetObject's streaming reader with its read-ahead window;
+//     lend.go: ReadShared, a range lent from the store's chunk buffer (the
+//     FUSE mount's read, no copy);
 //     meta.go: HeadObject, revalidation and listings; write.go: writes.
 //   - tasks.go: the bounded pool of background work Run owns; flight.go:
 //     the detached singleflight with tickets; convert.go: object metadata
