@@ -83,6 +83,7 @@ type Stats struct {
 	Bytes       int64 // payload bytes held
 	BudgetBytes int64 // configured byte budget (0 = unlimited)
 	Pinned      int64 // pinned blocks held
+	PinnedBytes int64 // payload bytes of the pinned blocks held
 	Hits        int64
 	Misses      int64
 	Evictions   int64

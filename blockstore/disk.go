@@ -986,6 +986,7 @@ func (d *Disk) Stats() Stats {
 		Bytes:       d.bytes,
 		BudgetBytes: d.cfg.BudgetBytes,
 		Pinned:      d.pinnedCount,
+		PinnedBytes: d.pinnedBytes,
 		Hits:        d.hits,
 		Misses:      d.misses,
 		Evictions:   d.evictions,

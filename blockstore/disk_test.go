@@ -141,7 +141,7 @@ func TestDiskRestart(t *testing.T) {
 	d = newDisk(t, dir, 1<<20)
 	defer d.Close()
 	after := d.Stats()
-	if after.Blocks != before.Blocks || after.Bytes != before.Bytes || after.Pinned != 1 {
+	if after.Blocks != before.Blocks || after.Bytes != before.Bytes || after.Pinned != 1 || after.PinnedBytes != before.PinnedBytes || after.PinnedBytes == 0 {
 		t.Fatalf("after restart: %+v, before: %+v", after, before)
 	}
 	for c, data := range blocks {

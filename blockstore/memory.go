@@ -400,6 +400,7 @@ func (m *Memory) Stats() Stats {
 		Bytes:       m.bytes,
 		BudgetBytes: m.cfg.BudgetBytes,
 		Pinned:      m.pinnedCount,
+		PinnedBytes: m.pinnedBytes,
 		Hits:        m.hits,
 		Misses:      m.misses,
 		Evictions:   m.evictions,

@@ -600,6 +600,7 @@ func (t *Tiered) Stats() Stats {
 		Bytes:       ds.Bytes + t.pendingBytes,
 		BudgetBytes: ds.BudgetBytes,
 		Pinned:      ds.Pinned,
+		PinnedBytes: ds.PinnedBytes,
 		Hits:        t.hits,
 		Misses:      t.misses,
 		Evictions:   ds.Evictions,

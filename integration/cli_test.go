@@ -99,6 +99,14 @@ func TestAdminCLIPinAndStatus(t *testing.T) {
 	if pins, _ := st["Pins"].(float64); pins < 1 {
 		t.Fatalf("status shows no pin: %s", stdout)
 	}
+	// Every chunk of the two pinned objects is pinned in the store.
+	pinnedData := int64(len(objs["models/a.bin"]) + len(objs["models/b.bin"]))
+	if pb := int64(nested(st, "Store", "PinnedBytes")); pb < pinnedData {
+		t.Fatalf("status shows %d pinned bytes, want at least the %d bytes of the pinned objects: %s", pb, pinnedData, stdout)
+	}
+	if text, _, code := n.CLI(t, "status"); code != 0 || !strings.Contains(text, "pinned blocks (") || strings.Contains(text, "pinned blocks (0 B)") {
+		t.Fatalf("status (text) lacks the pinned bytes: %d\n%s", code, text)
+	}
 	if _, _, code = n.CLI(t, "prefetch", "s3://pins/other/"); code != 0 {
 		t.Fatalf("shoal prefetch: exit %d", code)
 	}

@@ -362,19 +362,54 @@ func TestIntrospectionAfterLocalWarm(t *testing.T) {
 		t.Fatalf("ls without --cached: exit %d, want 2", code)
 	}
 
+	// A reads everything: the chunks it does not hold come from peers.
+	var total int64
+	for k, want := range objs {
+		mustGet(t, a.Client(t), "intro", k, want)
+		total += int64(len(want))
+	}
 	var peers []node.PeerView
 	cliJSON(t, a, &peers, "peers")
 	if len(peers) != 2 {
 		t.Fatalf("peers from A: %+v", peers)
 	}
+	var in int64
+	var measured bool
 	for _, p := range peers {
 		if (p.ID != b.PeerID && p.ID != c.PeerID) || !strings.HasPrefix(p.Addr, "/ip4/127.0.0.1/") || p.Penalized {
 			t.Fatalf("peer %+v", p)
 		}
+		in += p.BytesIn
+		measured = measured || p.ReceiveRate > 0
+		if (p.BytesIn > 0) != (p.ReceiveRate > 0) {
+			t.Fatalf("peer %s: %d bytes in at %v B/s", p.ID, p.BytesIn, p.ReceiveRate)
+		}
+		// B warmed everything (--local): its store holds every chunk.
+		if p.ID == b.PeerID && (p.BlocksHeld < 8 || p.BytesHeld < total) {
+			t.Fatalf("B as seen from A holds %d blocks, %d bytes; want >= 8 chunks and %d bytes", p.BlocksHeld, p.BytesHeld, total)
+		}
+		if p.BlocksHeld < 0 {
+			t.Fatalf("peer %s did not say what it holds: %+v", p.ID, p)
+		}
 	}
-	if stdout, _, code := a.CLI(t, "peers"); code != 0 || !strings.Contains(stdout, b.PeerID) {
+	if in == 0 || !measured {
+		t.Fatalf("after A read %d bytes, its peers show %d bytes in and no receive rate measured: %+v", total, in, peers)
+	}
+	// B fetched from the homes while warming, and served A.
+	var bPeers []node.PeerView
+	cliJSON(t, b, &bPeers, "peers")
+	var bOut int64
+	for _, p := range bPeers {
+		bOut += p.BytesOut
+	}
+	if bOut == 0 {
+		t.Fatalf("B's peers show no bytes sent: %+v", bPeers)
+	}
+	stdout, _, code := a.CLI(t, "peers")
+	if code != 0 || !strings.Contains(stdout, b.PeerID) || !strings.Contains(stdout, "BYTES IN") || !strings.Contains(stdout, " blocks, ") {
 		t.Fatalf("peers (text): %d\n%s", code, stdout)
 	}
+	t.Logf("shoal peers on A:\n%s", stdout)
 
 	var st struct {
 		Jobs     []jobs.Job

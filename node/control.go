@@ -32,6 +32,7 @@ const (
 	opHas       = "has"       // which chunks [From, To) of Chunk's version the member holds
 	opPin       = "pin"       // record Bucket/Prefix as pinned with Replicas
 	opUnpin     = "unpin"     // release Bucket/Prefix
+	opHeld      = "held"      // how many blocks and bytes the member's store holds
 )
 
 // askTimeout bounds one control request to a member that is not a chunk
@@ -285,6 +286,9 @@ func (n *Node) handleControl(ctx context.Context, req ctlReq) (any, error) {
 		}
 		_, err := n.unpinLocal(ctx, req.Bucket, req.Prefix)
 		return true, err
+	case opHeld:
+		st := n.store.Stats()
+		return heldAnswer{Blocks: st.Blocks, Bytes: st.Bytes}, nil
 	}
 	return nil, fmt.Errorf("%w: control op %q", ErrBadKey, req.Op)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shoal-cache/shoal/catalog"
 	"github.com/shoal-cache/shoal/transfer"
@@ -230,9 +231,31 @@ type PeerView struct {
 	InFlight   int           `json:"in_flight"`
 	Penalized  bool          `json:"penalized"`
 	PenaltyEnd time.Time     `json:"penalized_until,omitzero"`
+	// BytesIn and BytesOut are the chunk bytes this node received from the
+	// member and sent to it since this node started; ReceiveRate is the
+	// rate BytesIn arrived at (bytes/s over the time spent reading them,
+	// home fetch-throughs included), 0 if none did.
+	BytesIn     int64   `json:"bytes_in"`
+	BytesOut    int64   `json:"bytes_out"`
+	ReceiveRate float64 `json:"receive_rate_bps"`
+	// BlocksHeld and BytesHeld are what the member's store holds (chunks
+	// and manifests), asked now; -1 when it did not answer.
+	BlocksHeld int64 `json:"blocks_held"`
+	BytesHeld  int64 `json:"bytes_held"`
 }
 
-// Peers lists the live members with their link and transfer figures.
+// heldAnswer is a member's answer to opHeld.
+type heldAnswer struct {
+	Blocks int64 `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
+}
+
+// maxPeerAsks bounds the members asked at once by Peers.
+const maxPeerAsks = 16
+
+// Peers lists the live members with their link and transfer figures, and
+// asks each (at most maxPeerAsks at once, each within askTimeout) what its
+// store holds.
 func (n *Node) Peers(ctx context.Context) ([]PeerView, error) {
 	if n.cl == nil {
 		return []PeerView{}, nil
@@ -244,14 +267,31 @@ func (n *Node) Peers(ctx context.Context) ([]PeerView, error) {
 		Peer(peer.ID) transfer.PeerInfo
 	})
 	out := []PeerView{}
-	for _, p := range n.cl.Members.Members() {
-		pv := PeerView{ID: p.String(), Penalized: n.cl.Transfer.Penalized(p)}
+	members := n.cl.Members.Members()
+	held := make([]heldAnswer, len(members))
+	var g errgroup.Group
+	g.SetLimit(maxPeerAsks)
+	for i, p := range members {
+		g.Go(func() error {
+			actx, cancel := context.WithTimeout(ctx, askTimeout)
+			defer cancel()
+			if err := n.control(actx, p, ctlReq{Op: opHeld}, &held[i]); err != nil {
+				held[i] = heldAnswer{Blocks: -1, Bytes: -1}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for i, p := range members {
+		pv := PeerView{ID: p.String(), Penalized: n.cl.Transfer.Penalized(p),
+			BlocksHeld: held[i].Blocks, BytesHeld: held[i].Bytes}
 		if conn != nil {
 			pv.Addr, pv.RTT = conn.Conn(p)
 		}
 		if info != nil {
 			pi := info.Peer(p)
 			pv.Throughput, pv.InFlight = pi.Throughput, pi.InFlight
+			pv.BytesIn, pv.BytesOut, pv.ReceiveRate = pi.BytesIn, pi.BytesOut, pi.ReceiveRate
 			if pi.PenalizedUntil.After(n.now()) {
 				pv.PenaltyEnd = pi.PenalizedUntil
 			}

@@ -166,7 +166,9 @@ func (s *swarm) start(t *testing.T, i int) *member {
 		h.Close()
 		t.Fatal(err)
 	}
-	client, err := transfer.NewClient(h, transfer.ClientConfig{}, transfer.WithRegisterer(prometheus.NewRegistry()))
+	// One Traffic for the client and the server, as in cmd/shoal.
+	traffic := transfer.NewTraffic()
+	client, err := transfer.NewClient(h, transfer.ClientConfig{}, transfer.WithRegisterer(prometheus.NewRegistry()), transfer.WithTraffic(traffic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ func (s *swarm) start(t *testing.T, i int) *member {
 	if s.wrap != nil {
 		handler = s.wrap(i, handler)
 	}
-	srv, err := transfer.NewServer(h, handler, transfer.ServerConfig{}, transfer.WithRegisterer(prometheus.NewRegistry()))
+	srv, err := transfer.NewServer(h, handler, transfer.ServerConfig{}, transfer.WithRegisterer(prometheus.NewRegistry()), transfer.WithTraffic(traffic))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ type Client struct {
 	limiter *rate.Limiter // nil: unlimited
 	slots   chan struct{} // bounded concurrent calls
 	peers   *peerTable
+	traffic *Traffic    // bytes received per peer (and sent, if shared with a Server)
 	legacy  legacyPeers // peers that answer MsgFetch but not MsgFetchStream
 }
 
@@ -54,8 +55,9 @@ func NewClient(h host.Host, cfg ClientConfig, opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		h: h, cfg: cfg, log: o.logger, metrics: m,
-		slots: make(chan struct{}, cfg.MaxConcurrent),
-		peers: newPeerTable(float64(cfg.PriorThroughput)),
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
+		peers:   newPeerTable(float64(cfg.PriorThroughput)),
+		traffic: o.traffic,
 	}
 	if cfg.DownloadBytesPerSec > 0 {
 		c.limiter = newLimiter(cfg.DownloadBytesPerSec)
@@ -63,8 +65,14 @@ func NewClient(h host.Host, cfg ClientConfig, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Peer reports what the client has measured about p.
-func (c *Client) Peer(p peer.ID) PeerInfo { return c.peers.info(p) }
+// Peer reports what the client has measured about p, with the bytes
+// exchanged with it (see Traffic).
+func (c *Client) Peer(p peer.ID) PeerInfo {
+	pi := c.peers.info(p)
+	tr := c.traffic.Peer(p)
+	pi.BytesIn, pi.BytesOut, pi.ReceiveRate = tr.In, tr.Out, tr.InRate
+	return pi
+}
 
 // Penalized reports whether p is in the penalty box now: it recently
 // stalled, failed or sent corrupt data, and callers choosing among peers
@@ -159,7 +167,7 @@ func (c *Client) fetch(ctx context.Context, p peer.ID, key []byte) (content.Bloc
 			ErrProtocol, hdr.Size, hdr.Offset, hdr.Length, hdr.CID.Defined())
 	}
 	data := make([]byte, hdr.Size)
-	n, err := c.readBody(ctx, s, data)
+	n, err := c.readBody(ctx, p, s, data)
 	if err != nil {
 		_ = s.Reset()
 		return content.Block{}, err
@@ -308,10 +316,12 @@ type guardedStream struct {
 func (g *guardedStream) Close() error { g.stop(); return g.Stream.Close() }
 func (g *guardedStream) Reset() error { g.stop(); return g.Stream.Reset() }
 
-// readBody fills dst from s, renewing the stall deadline before every read
-// and charging the download limiter. It returns the bytes read.
-func (c *Client) readBody(ctx context.Context, s network.Stream, dst []byte) (int, error) {
-	got := 0
+// readBody fills dst from s, the stream to p, renewing the stall deadline
+// before every read, charging the download limiter and counting what
+// arrives in c.traffic. It returns the bytes read.
+func (c *Client) readBody(ctx context.Context, p peer.ID, s network.Stream, dst []byte) (got int, err error) {
+	start := time.Now()
+	defer func() { c.traffic.received(p, got, time.Since(start)) }()
 	for got < len(dst) {
 		buf := dst[got:]
 		if c.limiter != nil {

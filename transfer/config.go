@@ -199,8 +199,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
-	reg    prometheus.Registerer
+	logger  *slog.Logger
+	reg     prometheus.Registerer
+	traffic *Traffic
 }
 
 // WithLogger sets the logger (default: discard).
@@ -209,6 +210,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithRegisterer sets where metrics are registered (default: a private
 // registry, so nothing is exported).
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
+
+// WithTraffic sets where per-peer byte counts go (default: a Traffic of
+// its own). Give a Client and a Server the same one to see both directions
+// in Client.Peer.
+func WithTraffic(t *Traffic) Option { return func(o *options) { o.traffic = t } }
 
 func buildOptions(component string, opts []Option) options {
 	var o options
@@ -221,6 +227,9 @@ func buildOptions(component string, opts []Option) options {
 	o.logger = o.logger.With("component", component)
 	if o.reg == nil {
 		o.reg = prometheus.NewRegistry()
+	}
+	if o.traffic == nil {
+		o.traffic = NewTraffic()
 	}
 	return o
 }

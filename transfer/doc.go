@@ -4,7 +4,9 @@
 // Client that pulls one chunk from several providers at once, chooses them by
 // measured throughput and load, resumes a failed or stalled provider's bytes
 // at the byte offset on another one, verifies every chunk against its CID and
-// keeps peers that failed or lied in a penalty box for a while.
+// keeps peers that failed or lied in a penalty box for a while. A Traffic,
+// shared by a node's Client and Server, counts the bytes exchanged with each
+// peer for introspection (never as metric labels).
 //
 // One request is carried per stream: yamux streams cost one frame to open,
 // and a stream per sub-range lets a stalled or failed transfer be abandoned by

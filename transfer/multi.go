@@ -402,7 +402,7 @@ func (f *blockFetch) fetchSpan(ctx context.Context, p peer.ID, r span) (err erro
 		_ = s.Close()
 		return nil
 	}
-	n, err := c.readBody(ctx, s, buf[r.off:end])
+	n, err := c.readBody(ctx, p, s, buf[r.off:end])
 	got = int64(n)
 	if err != nil {
 		_ = s.Reset()

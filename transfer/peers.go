@@ -28,6 +28,12 @@ type PeerInfo struct {
 	InFlight int
 	// PenalizedUntil is when it leaves the penalty box (zero: not in it).
 	PenalizedUntil time.Time
+	// BytesIn and BytesOut are the chunk bytes received from it and sent to
+	// it (BytesOut only when the Client shares its Traffic with the Server).
+	BytesIn, BytesOut int64
+	// ReceiveRate is the rate its bytes arrived at, over every request
+	// (see PeerTraffic.InRate), 0 if none did.
+	ReceiveRate float64
 }
 
 type peerStat struct {

@@ -42,6 +42,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *serverMetrics
 	limiter *rate.Limiter // nil: unlimited
+	traffic *Traffic      // bytes sent per peer
 	slots   chan struct{} // bounded concurrent serves
 	ready   chan struct{}
 	// keepAliveFrame is the encoded StatusWorking response.
@@ -73,7 +74,7 @@ func NewServer(h host.Host, handler Handler, cfg ServerConfig, opts ...Option) (
 		return nil, err
 	}
 	s := &Server{
-		h: h, handler: handler, cfg: cfg, log: o.logger, metrics: m,
+		h: h, handler: handler, cfg: cfg, log: o.logger, metrics: m, traffic: o.traffic,
 		slots:          make(chan struct{}, cfg.MaxConcurrent),
 		ready:          make(chan struct{}),
 		keepAliveFrame: ka,
@@ -290,8 +291,11 @@ func (s *Server) writeHeader(st network.Stream, r Response) error {
 
 // writeBody streams data in pieces of at most writePiece bytes (raw, or
 // each in a data frame when framed), renewing the idle deadline before each
-// piece and charging the upload limiter.
+// piece and charging the upload limiter. The bytes written are counted in
+// s.traffic for the stream's peer.
 func (s *Server) writeBody(ctx context.Context, st network.Stream, data []byte, framed bool) error {
+	sent := 0
+	defer func() { s.traffic.sent(st.Conn().RemotePeer(), sent) }()
 	var hb [frameHeaderSize]byte
 	for len(data) > 0 {
 		n := min(len(data), writePiece)
@@ -307,6 +311,7 @@ func (s *Server) writeBody(ctx context.Context, st network.Stream, data []byte, 
 			}
 		}
 		w, err := st.Write(data[:n])
+		sent += w
 		s.metrics.bytesSent.Add(float64(w))
 		if err != nil {
 			return err

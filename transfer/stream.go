@@ -311,7 +311,9 @@ func (c *Client) fetchStream(ctx context.Context, p peer.ID, key []byte) (conten
 			ErrProtocol, hdr.Size, hdr.Offset, hdr.Length, hdr.Payload, hdr.CID)
 	}
 	b := content.NewBuilder(h, int(hdr.Size))
+	start := time.Now()
 	end, err := c.receiveFrames(ctx, s, b, capAt)
+	c.traffic.received(p, b.Len(), time.Since(start))
 	if err != nil {
 		_ = s.Reset()
 		return content.Block{}, err

@@ -262,8 +262,8 @@ func testPinSurvivesPressure(t *testing.T, s blockstore.Store) {
 		flush(t, s)
 	}
 	mustGet(t, s, pc, pdata)
-	if st := s.Stats(); st.Pinned != 1 {
-		t.Fatalf("stats: %d pinned, want 1", st.Pinned)
+	if st := s.Stats(); st.Pinned != 1 || st.PinnedBytes != int64(len(pdata)) {
+		t.Fatalf("stats: %d pinned (%d bytes), want 1 (%d bytes)", st.Pinned, st.PinnedBytes, len(pdata))
 	}
 }
 
@@ -313,8 +313,8 @@ func testUnpinAllowsEviction(t *testing.T, s blockstore.Store) {
 	if has(t, s, pc) {
 		t.Fatal("unpinned block survived 8x the budget of newer, used blocks")
 	}
-	if st := s.Stats(); st.Pinned != 0 {
-		t.Fatalf("stats: %d pinned after unpin", st.Pinned)
+	if st := s.Stats(); st.Pinned != 0 || st.PinnedBytes != 0 {
+		t.Fatalf("stats: %d pinned (%d bytes) after unpin", st.Pinned, st.PinnedBytes)
 	}
 }
 

@@ -427,17 +427,24 @@ func cmdPeers(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tADDRESS\tRTT\tTHROUGHPUT\tIN FLIGHT\tPENALIZED")
+	fmt.Fprintln(tw, "PEER\tADDRESS\tRTT\tTHROUGHPUT\tIN FLIGHT\tBYTES IN\tRATE IN\tBYTES OUT\tHELD\tPENALIZED")
+	rate := func(bps float64) string {
+		if bps <= 0 {
+			return "-"
+		}
+		return human(int64(bps)) + "/s"
+	}
 	for _, p := range ps {
-		tp := "-"
-		if p.Throughput > 0 {
-			tp = human(int64(p.Throughput)) + "/s"
+		held := "-"
+		if p.BlocksHeld >= 0 {
+			held = fmt.Sprintf("%d blocks, %s", p.BlocksHeld, human(p.BytesHeld))
 		}
 		pen := "no"
 		if p.Penalized {
 			pen = "until " + p.PenaltyEnd.Format(time.TimeOnly)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, p.Addr, p.RTT.Round(10*time.Microsecond), tp, p.InFlight, pen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Addr, p.RTT.Round(10*time.Microsecond), rate(p.Throughput),
+			p.InFlight, human(p.BytesIn), rate(p.ReceiveRate), human(p.BytesOut), held, pen)
 	}
 	return tw.Flush()
 }
@@ -461,8 +468,8 @@ func printStatus(w io.Writer, raw json.RawMessage) error {
 	} else {
 		fmt.Fprintln(w, "node        alone (no cluster)")
 	}
-	fmt.Fprintf(w, "store       %s in %d blocks (memory %s, disk %s of %s), %d pinned blocks\n", human(st.Store.Bytes), st.Store.Blocks,
-		human(st.Memory.Bytes), human(st.Disk.Bytes), human(st.Disk.BudgetBytes), st.Store.Pinned)
+	fmt.Fprintf(w, "store       %s in %d blocks (memory %s, disk %s of %s), %d pinned blocks (%s)\n", human(st.Store.Bytes), st.Store.Blocks,
+		human(st.Memory.Bytes), human(st.Disk.Bytes), human(st.Disk.BudgetBytes), st.Store.Pinned, human(st.Store.PinnedBytes))
 	fmt.Fprintf(w, "catalog     %d objects, %d chunks, %d manifests, %d pinned prefixes\n", st.Objects, st.Chunks, st.Manifests, st.Pins)
 	fmt.Fprintf(w, "chunks      %d local hits, %d from peers, %d from homes, %d from the origin (%s)\n",
 		st.ChunkHits, st.ChunkPeer, st.ChunkHome, st.ChunkOrigin, human(st.OriginBytes))

@@ -34,6 +34,9 @@ type cluster struct {
 	router   *routing.Router
 	client   *transfer.Client
 	members  *routing.Members
+	// traffic is shared by the transfer client and server: bytes in and
+	// out per peer, for shoal peers.
+	traffic *transfer.Traffic
 }
 
 // newCluster loads the identity and swarm key and starts the libp2p host
@@ -75,14 +78,15 @@ func newCluster(ctx context.Context, c *config.Config, log *slog.Logger, reg pro
 	if err != nil {
 		return nil, fmt.Errorf("p2p dht: %w", err)
 	}
+	traffic := transfer.NewTraffic()
 	client, err := transfer.NewClient(h, transfer.ClientConfig{DownloadBytesPerSec: int64(c.P2PDownloadLimit)},
-		transfer.WithLogger(log), transfer.WithRegisterer(reg))
+		transfer.WithLogger(log), transfer.WithRegisterer(reg), transfer.WithTraffic(traffic))
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("p2p transfer client: %w", err)
 	}
 	return &cluster{
-		priv: priv, swarmKey: key, host: h, router: r, client: client,
+		priv: priv, swarmKey: key, host: h, router: r, client: client, traffic: traffic,
 		members: routing.NewMembers(h, transfer.ProtocolID),
 	}, nil
 }
@@ -102,7 +106,7 @@ func (cl *cluster) close() error {
 // any peer source is configured.
 func (cl *cluster) runners(c *config.Config, n *node.Node, log *slog.Logger, reg prometheus.Registerer) ([]runner, error) {
 	srv, err := transfer.NewServer(cl.host, n.PeerHandler(), transfer.ServerConfig{UploadBytesPerSec: int64(c.P2PUploadLimit)},
-		transfer.WithLogger(log), transfer.WithRegisterer(reg))
+		transfer.WithLogger(log), transfer.WithRegisterer(reg), transfer.WithTraffic(cl.traffic))
 	if err != nil {
 		return nil, fmt.Errorf("p2p transfer server: %w", err)
 	}
