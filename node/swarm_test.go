@@ -91,6 +91,11 @@ func newSwarmOrigins(t *testing.T, size int, cfg Config, wrap wrapHandler, origi
 	if cfg.Fetch.Origin.Stall == 0 {
 		cfg.Fetch.Origin.Stall = noHedge.Origin.Stall
 	}
+	// The random spot check is off unless a test asks for it: these tests
+	// count origin reads exactly.
+	if cfg.SpotCheckRate == 0 {
+		cfg.SpotCheckRate = -1
+	}
 	s := &swarm{org: newFakeOrigin(), cfg: cfg, wrap: wrap, originOf: originOf}
 	for range size {
 		s.members = append(s.members, s.start(t, len(s.members)))
