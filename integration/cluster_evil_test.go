@@ -98,6 +98,12 @@ func TestClusterDetectsCorruptPeer(t *testing.T) {
 	mustGet(t, a.Client(t), "evil", "obj.bin", data)
 	opts.Origin, opts.S3 = "s3", s
 	opts.Bootstrap = a.P2PAddrs
+	// Node C must learn the chunk CIDs from the manifest record (the
+	// evil member's announcements are what this test is about): on a
+	// loaded machine the DHT lookup, with node A just killed, can take
+	// longer than the default 100 ms a fetch waits for it before it goes
+	// to the origin, and C would read the object without meeting the liar.
+	opts.ExtraArgs = append(opts.ExtraArgs, "--manifest-wait", "10s")
 	c := testenv.StartNode(t, opts)
 	testenv.WaitMembers(t, a, c)
 

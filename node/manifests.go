@@ -148,8 +148,8 @@ func (n *Node) lookupManifest(ctx context.Context, v catalog.Version) error {
 			errs = append(errs, fmt.Errorf("record cut %d/%s, want %d/%s", rec.ChunkSize, rec.Hash, v.ChunkSize, v.Hash))
 			continue
 		}
-		if cl.Transfer.Penalized(rec.Publisher) {
-			errs = append(errs, fmt.Errorf("publisher %s is penalized", rec.Publisher))
+		if _, lied := n.trust.liars.get(string(rec.Publisher)); lied {
+			errs = append(errs, fmt.Errorf("publisher %s was caught lying", rec.Publisher))
 			continue
 		}
 		m, fetched, err := n.fetchManifest(ctx, v, rec.Manifest)

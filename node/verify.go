@@ -189,6 +189,11 @@ type trust struct {
 	// withheld: manifests this node built but did not publish, waiting
 	// for their version to be verified.
 	withheld *ttlCache[cid.Cid]
+	// liars: peers a claim of which the origin proved false, for
+	// distrustTTL: their manifest records are refused. (A peer only
+	// penalized for stalling or being unreachable is not one: its signed
+	// record names content-addressed blocks, each verified on arrival.)
+	liars *ttlCache[struct{}]
 }
 
 // suspect is a chunk a peer supplied for a version proven false.
@@ -202,6 +207,7 @@ func newTrust(now func() time.Time) *trust {
 		suppliers:  make(map[[16]byte]map[int64]peer.ID),
 		poisoned:   make(map[[16]byte]map[int64]suspect),
 		distrusted: newTTLCache[struct{}](distrustTTL, maxSuspects, now),
+		liars:      newTTLCache[struct{}](distrustTTL, maxSuspects, now),
 		withheld:   newTTLCache[cid.Cid](distrustTTL, maxSuspects, now),
 	}
 }
@@ -351,9 +357,11 @@ func (n *Node) poison(ctx context.Context, v catalog.Version, why string, liar p
 	}
 }
 
-// penalize reports a proven lie of p to the transfer client.
+// penalize reports a proven lie of p to the transfer client and
+// remembers p as a liar (its manifest records are refused).
 func (n *Node) penalize(p peer.ID, why string) {
 	if n.cl != nil && p != "" && p != n.cl.self {
+		n.trust.liars.put(string(p), struct{}{})
 		n.m.liesPenalized.Add(1)
 		n.cl.Transfer.PenalizeLiar(p, why)
 	}

@@ -215,6 +215,7 @@ func build(ctx context.Context, c *config.Config, creds []gateway.Credential, lo
 			Origin:        originfetch.Policy{Slots: c.OriginFetches, Stall: c.OriginStall},
 			OriginStreams: c.OriginStreams,
 			HomeReadAhead: c.HomeReadAhead,
+			ManifestWait:  c.ManifestWait,
 		},
 	}, store, org, cat, nodeOpts...)
 	if err != nil {

@@ -70,6 +70,7 @@ type Config struct {
 	OriginStall   time.Duration `yaml:"origin-stall"`
 	OriginStreams int           `yaml:"origin-streams"`
 	HomeReadAhead int           `yaml:"home-read-ahead"`
+	ManifestWait  time.Duration `yaml:"manifest-wait"`
 
 	P2PListen         []string      `yaml:"p2p-listen"`
 	SwarmKey          string        `yaml:"swarm-key"`
@@ -231,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OriginStreams < 0 || c.OriginStreams > 4096 {
 		bad("origin-streams", "%d: want 0 (default) .. 4096", c.OriginStreams)
+	}
+	if c.ManifestWait < 0 || c.ManifestWait > time.Minute {
+		bad("manifest-wait", "%v: want 0 (default) .. 1m", c.ManifestWait)
 	}
 	if c.HomeReadAhead < -1 || c.HomeReadAhead > 64 {
 		bad("home-read-ahead", "%d: want -1 (off), 0 (default) .. 64", c.HomeReadAhead)
