@@ -15,7 +15,7 @@ BENCHTIME   ?= 1s
 # The test run of CI: go test's own per-package timeout.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-swarm bench-warm bench-sim fuzz lint demo clean
+.PHONY: help build versitygw test test-integration test-deploy bench bench-mount bench-mem bench-swarm bench-warm bench-sim fuzz lint demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,11 @@ bench-mount: build versitygw ## M1: the FUSE mount vs the gateway on one node, r
 	@mkdir -p .bench
 	SHOAL_BENCH=1 SHOAL_BENCH_SCENARIOS=M1 SHOAL_BENCH_OUT=.bench/mount.json SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
 		$(GO) test ./bench -run TestScenarios -count=1 -timeout 30m -v | tee .bench/mount.txt
+
+bench-mem: build versitygw ## S8: RSS of an idle node indexing 1M chunks and peak RSS streaming a 10 GiB object (SHOAL_BENCH_S8_CHUNKS, SHOAL_BENCH_S8_SIZE) -> .bench/mem.json
+	@mkdir -p .bench
+	SHOAL_BENCH=1 SHOAL_BENCH_SCENARIOS=S8 SHOAL_BENCH_OUT=.bench/mem.json SHOAL_BIN=$(CURDIR)/$(SHOAL) SHOAL_VERSITYGW=$(CURDIR)/$(VERSITYGW) \
+		$(GO) test ./bench -run TestScenarios -count=1 -timeout 40m -v | tee .bench/mem.txt
 
 bench-sim: ## X1 scale simulation (10,000 nodes, flow-level, the read path's own placement; 10 seeds; SHOAL_SIM_SCALE=small for a quick look) -> .bench/sim.json
 	@mkdir -p .bench

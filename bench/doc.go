@@ -5,19 +5,23 @@
 // baseline in the same run and reported as a ratio.
 //
 // The package holds the load generator (loadgen.go), the statistics
-// (stats.go) and the result report (report.go); the scenarios themselves
+// (stats.go), the result report (report.go) and the memory sampler of S8
+// (procmem.go: VmRSS and VmHWM from /proc/PID/status); the scenarios themselves
 // are the test TestScenarios, which runs only when SHOAL_BENCH=1:
 //
 //	SHOAL_BENCH=1 go test ./bench -run TestScenarios -count=1 -timeout 40m -v
 //
 // Environment (all optional):
 //
-//	SHOAL_BENCH_SCENARIOS  comma list of scenarios to run (default S1,S2)
+//	SHOAL_BENCH_SCENARIOS  comma list of scenarios to run (default S1,S2; M1 and S8
+//	                       run only when named: make bench-mount, make bench-mem)
 //	SHOAL_BENCH_SIZE       S1 object size (default 1GiB; e.g. 64MiB for a quick run)
 //	SHOAL_BENCH_RUNS       runs per figure, at least 3 (default 5 for S1, 3 for S2)
 //	SHOAL_BENCH_OBJECTS    S2 object count (default 2000)
 //	SHOAL_BENCH_CONNS      S2 concurrent connections (default 64)
 //	SHOAL_BENCH_DURATION   S2 measured time per run (default 8s, after a 1s warm-up)
+//	SHOAL_BENCH_S8_CHUNKS  blocks S8's idle node indexes (default 1000000)
+//	SHOAL_BENCH_S8_SIZE    object S8 streams through the gateway (default 10GiB)
 //	SHOAL_BENCH_HASH       the nodes' chunk hash, sha2-256 or blake3 (default: the
 //	                       node's, sha2-256)
 //	SHOAL_BENCH_OUT        JSON results file (default <module root>/.bench/results.json;

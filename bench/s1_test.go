@@ -208,11 +208,15 @@ func (p *s1Phase) profile(tier string) string {
 
 // fetchProfile writes a CPU profile of d from the admin API at addr to path.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	return savePprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d/time.Second)), path)
+}
+
+// savePprof writes what the pprof URL answers to path.
+func savePprof(ctx context.Context, url, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d/time.Second)), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}

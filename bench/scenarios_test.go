@@ -66,6 +66,9 @@ func TestScenarios(t *testing.T) {
 	if cfg.Has("M1") {
 		t.Run("M1", func(t *testing.T) { runM1(t, cfg, rp) })
 	}
+	if cfg.Has("S8") {
+		t.Run("S8", func(t *testing.T) { runS8(t, cfg, rp) })
+	}
 }
 
 // nodeOptions are the node settings every scenario uses: the origin is the

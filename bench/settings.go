@@ -22,9 +22,10 @@ var ErrSettings = errors.New("bench: bad setting")
 
 // Scenarios this harness knows, in run order; M1 (the FUSE mount, which
 // needs FUSE and root or fusermount3) runs only when named, as
-// `make bench-mount` does.
+// `make bench-mount` does, and so does S8 (memory: it writes 1M chunk files
+// and a 10 GiB object, `make bench-mem`).
 var (
-	knownScenarios   = []string{"S1", "S2", "M1"}
+	knownScenarios   = []string{"S1", "S2", "M1", "S8"}
 	defaultScenarios = []string{"S1", "S2"}
 )
 
@@ -54,6 +55,12 @@ const (
 	DefaultWarmup = time.Second
 	// minSize keeps every one of 8 ranged streams at least 64 KiB.
 	minSize = 512 << 10
+	// DefaultS8Chunks is the block count of S8's idle node (BENCHMARKS.md:
+	// an idle node indexing 1M chunks).
+	DefaultS8Chunks = 1_000_000
+	// DefaultS8Size is the object S8 streams through the gateway
+	// (BENCHMARKS.md: 10 GiB).
+	DefaultS8Size = 10 << 30
 	// maxConns bounds S2's workers to what one process can dial sensibly.
 	maxConns = 4096
 )
@@ -73,13 +80,17 @@ type Settings struct {
 	Duration   time.Duration
 	// Out is the JSON results file.
 	Out string
+	// S8Chunks is how many blocks S8's idle node indexes; S8Size the size
+	// of the object it streams.
+	S8Chunks int
+	S8Size   int64
 	// Hash is the nodes' chunk hash (--hash); "" keeps the node's default
 	// (sha2-256).
 	Hash string
 }
 
 // SettingsFromEnv reads SHOAL_BENCH_SCENARIOS, _SIZE, _RUNS, _OBJECTS,
-// _CONNS, _DURATION, _HASH and _OUT through lookup; unset variables take the
+// _CONNS, _DURATION, _S8_CHUNKS, _S8_SIZE, _HASH and _OUT through lookup; unset variables take the
 // defaults, and the default output is <moduleRoot>/.bench/results.json (a
 // relative SHOAL_BENCH_OUT is relative to moduleRoot too).
 func SettingsFromEnv(lookup func(string) (string, bool), moduleRoot string) (Settings, error) {
@@ -93,6 +104,8 @@ func SettingsFromEnv(lookup func(string) (string, bool), moduleRoot string) (Set
 		Conns:      DefaultConns,
 		Warmup:     DefaultWarmup,
 		Duration:   DefaultDuration,
+		S8Chunks:   DefaultS8Chunks,
+		S8Size:     DefaultS8Size,
 		Out:        filepath.Join(moduleRoot, ".bench", "results.json"),
 	}
 	get := func(k string) (string, bool) {
@@ -157,6 +170,23 @@ func SettingsFromEnv(lookup func(string) (string, bool), moduleRoot string) (Set
 		}
 		s.Duration = d
 	}
+	if v, ok := get("SHOAL_BENCH_S8_CHUNKS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100_000_000 {
+			return Settings{}, fmt.Errorf("%w: SHOAL_BENCH_S8_CHUNKS=%q: want a whole number from 1 to 100000000", ErrSettings, v)
+		}
+		s.S8Chunks = n
+	}
+	if v, ok := get("SHOAL_BENCH_S8_SIZE"); ok {
+		n, err := config.ParseSize(v)
+		if err != nil {
+			return Settings{}, fmt.Errorf("%w: SHOAL_BENCH_S8_SIZE: %w", ErrSettings, err)
+		}
+		if n < minSize {
+			return Settings{}, fmt.Errorf("%w: SHOAL_BENCH_S8_SIZE=%s is below the minimum of 512KiB", ErrSettings, v)
+		}
+		s.S8Size = int64(n)
+	}
 	if v, ok := get("SHOAL_BENCH_HASH"); ok {
 		h, err := shoalcontent.ParseHash(v)
 		if err != nil {
@@ -188,6 +218,8 @@ func (s Settings) Map() map[string]string {
 		"s2_conns":       strconv.Itoa(s.Conns),
 		"s2_warmup":      s.Warmup.String(),
 		"s2_duration":    s.Duration.String(),
+		"s8_chunks":      strconv.Itoa(s.S8Chunks),
+		"s8_size_bytes":  strconv.FormatInt(s.S8Size, 10),
 		"hash":           cmp.Or(s.Hash, "node default"),
 	}
 }
