@@ -73,7 +73,12 @@ func (c *Catalog) Job(ctx context.Context, id string) ([]byte, error) {
 
 // Jobs calls fn with every job record, in ID order, until fn returns false.
 func (c *Catalog) Jobs(ctx context.Context, fn func(id string, rec []byte) bool) error {
-	pfx := []byte{kindJob, '/'}
+	return c.scanJobs(ctx, "jobs", []byte{kindJob, '/'}, fn)
+}
+
+// scanJobs calls fn with the key (past pfx) and value of every record
+// under pfx, in key order, until fn returns false.
+func (c *Catalog) scanJobs(ctx context.Context, op string, pfx []byte, fn func(name string, rec []byte) bool) error {
 	err := c.view(ctx, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
 		defer it.Close()
@@ -89,7 +94,7 @@ func (c *Catalog) Jobs(ctx context.Context, fn func(id string, rec []byte) bool)
 		return nil
 	})
 	if err != nil {
-		return c.wrap("jobs", err)
+		return c.wrap(op, err)
 	}
 	return nil
 }
@@ -112,25 +117,7 @@ func (c *Catalog) JobItems(ctx context.Context, id string, fn func(item string, 
 	if err := checkJobID(id); err != nil {
 		return err
 	}
-	pfx := jobItemPrefix(id)
-	err := c.view(ctx, func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
-		defer it.Close()
-		for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if !fn(string(it.Item().Key()[len(pfx):]), v) {
-				return nil
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return c.wrap("job items", err)
-	}
-	return nil
+	return c.scanJobs(ctx, "job items", jobItemPrefix(id), fn)
 }
 
 // DeleteJob forgets job id and its items.

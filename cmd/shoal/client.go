@@ -111,6 +111,16 @@ func cmdPrefix(ctx context.Context, e env, name string, args []string) error {
 	return printPinResult(e.stdout, name, rest[0], res)
 }
 
+// decodeOrPrint prints raw (an admin API answer) indented with --json
+// and reports done; otherwise it decodes raw as T for the text output.
+func decodeOrPrint[T any](e env, raw json.RawMessage, asJSON bool) (T, bool, error) {
+	var v T
+	if asJSON {
+		return v, true, printJSON(e.stdout, raw)
+	}
+	return v, false, json.Unmarshal(raw, &v)
+}
+
 func printJSON(w io.Writer, raw json.RawMessage) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {

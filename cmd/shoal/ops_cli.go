@@ -263,11 +263,8 @@ func cmdJobs(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if asJSON {
-			return printJSON(e.stdout, raw)
-		}
-		var j jobs.Job
-		if err := json.Unmarshal(raw, &j); err != nil {
+		j, done, err := decodeOrPrint[jobs.Job](e, raw, asJSON)
+		if done || err != nil {
 			return err
 		}
 		return printJob(e.stdout, j)
@@ -278,11 +275,8 @@ func cmdJobs(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var js []jobs.Job
-	if err := json.Unmarshal(raw, &js); err != nil {
+	js, done, err := decodeOrPrint[[]jobs.Job](e, raw, asJSON)
+	if done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -314,11 +308,8 @@ func cmdCancel(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var j jobs.Job
-	if err := json.Unmarshal(raw, &j); err != nil {
+	j, done, err := decodeOrPrint[jobs.Job](e, raw, asJSON)
+	if done || err != nil {
 		return err
 	}
 	return printJob(e.stdout, j)
@@ -340,11 +331,8 @@ func cmdWhere(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var w node.WhereResult
-	if err := json.Unmarshal(raw, &w); err != nil {
+	w, done, err := decodeOrPrint[node.WhereResult](e, raw, asJSON)
+	if done || err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "s3://%s/%s  %s  %d chunks  ETag %s\n", w.Bucket, w.Key, human(w.Size), len(w.Chunks), w.ETag)
@@ -392,11 +380,8 @@ func cmdLs(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var objs []node.CachedObject
-	if err := json.Unmarshal(raw, &objs); err != nil {
+	objs, done, err := decodeOrPrint[[]node.CachedObject](e, raw, asJSON)
+	if done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -419,11 +404,8 @@ func cmdPeers(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var ps []node.PeerView
-	if err := json.Unmarshal(raw, &ps); err != nil {
+	ps, done, err := decodeOrPrint[[]node.PeerView](e, raw, asJSON)
+	if done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
