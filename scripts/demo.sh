@@ -52,7 +52,10 @@ start_node() { # start_node N [BOOTSTRAP]
   local args=(node --origin "file://$ORIGIN_ABS" --data-dir "$DEMO/data$n"
     --gateway-listen "$(gw_listen "$n")" --admin-listen "$(admin_listen "$n")"
     --mem-cache 256MiB --disk-cache 1GiB --chunk-size 1MiB
-    --swarm-key "$DEMO/swarm.key" --p2p-listen /ip4/127.0.0.1/tcp/0)
+    --swarm-key "$DEMO/swarm.key" --p2p-listen /ip4/127.0.0.1/tcp/0
+    # The demo counts origin bytes exactly: without the 1% spot check of
+    # chunks from peers (a re-read from the origin, on by default).
+    --spot-check-rate 0)
   [[ -n "$boot" ]] && args+=(--bootstrap "$boot")
   "$SHOAL_BIN" "${args[@]}" 2>>"$log" &
   PIDS+=($!)
